@@ -25,9 +25,59 @@ from ._network import (
 )
 from ._solution import ConvexSolution as ConvexSolution, status_name as status_name
 # --- patterns (issue 2) ---
+from ._patterns import (
+    enumerate_patterns as enumerate_patterns,
+    pattern_bound as pattern_bound,
+    pattern_count as pattern_count,
+    sample_patterns as sample_patterns,
+)
 # --- train (issue 2) ---
+from ._train import (
+    TrainHistory as TrainHistory,
+    TrainResult as TrainResult,
+    TrainState as TrainState,
+    train as train,
+    train_many as train_many,
+)
 # --- programs and certificates (issue 3) ---
+from ._programs import (
+    Optimality as Optimality,
+    constraint_violation as constraint_violation,
+    convex_fit as convex_fit,
+    duality_gap as duality_gap,
+    lagrangian as lagrangian,
+    max_margin_dual_objective as max_margin_dual_objective,
+    max_margin_infeasibility as max_margin_infeasibility,
+    max_margin_objective as max_margin_objective,
+    optimality as optimality,
+    regularized_dual_objective as regularized_dual_objective,
+    regularized_primal_objective as regularized_primal_objective,
+)
 # --- solver (issue 3) ---
+from ._solver import solve_max_margin as solve_max_margin, solve_regularized as solve_regularized
 # --- maps (issue 3) ---
+from ._sensitivity import (
+    solution_lagrangian as solution_lagrangian,
+    value_derivative_beta as value_derivative_beta,
+    value_gradient as value_gradient,
+)
+from ._certificates import (
+    DualCertificate as DualCertificate,
+    KKTCertificate as KKTCertificate,
+    RegularizedCertificate as RegularizedCertificate,
+    cone_projection as cone_projection,
+    dual_certificate as dual_certificate,
+    kkt_certificate as kkt_certificate,
+    nnls as nnls,
+    regularized_certificate as regularized_certificate,
+)
+from ._maps import (
+    is_minimal as is_minimal,
+    is_nearly_minimal as is_nearly_minimal,
+    prune as prune,
+    split as split,
+    to_convex as to_convex,
+    to_network as to_network,
+)
 
 __version__ = "0.1.0"

@@ -1,0 +1,180 @@
+"""Native ADMM solver vs Clarabel (through cvxpy) and vs scnn's augmented-Lagrangian solver.
+
+Max-margin program on teacher data (the teacher's gates are among the patterns, so it is
+feasible): ours vs cvxpy + Clarabel, end to end (cvxpy compile included) and solve only.
+Regularized squared loss on scnn's synthetic setup and on breast cancer: ours vs scnn's
+``ConvexReLU`` + ``AL`` on the SAME patterns (scnn's gates); both objectives are evaluated
+with ``convexrelu._programs`` in scnn's convention ``1/(2n) ‖f - y‖² + λ Σ ‖·‖`` (ours solves
+the equivalent sum-form program with ``β = n λ``).
+
+Usage: python benchmarks/bench_solver.py [--quick] [--skip-large-clarabel]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import time
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import convexrelu as cr  # noqa: E402
+from convexrelu import _programs as prog  # noqa: E402
+
+RESULTS = pathlib.Path(__file__).parent / "results"
+
+
+def teacher(n, d, p, seed=0, m=5):
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(seed), 3)
+    X = jax.random.normal(k1, (n, d))
+    W = jax.random.normal(k2, (d, m))
+    a = jnp.where(jnp.arange(m) % 2 == 0, 1.0, -1.0)
+    y = jnp.where(jax.nn.relu(X @ W) @ a >= 0, 1.0, -1.0)
+    G = jnp.concatenate([W, jax.random.normal(k3, (d, p - m))], axis=1)
+    D = np.unique(np.asarray((X @ G).T >= 0), axis=0)
+    return X, y, jnp.asarray(D)
+
+
+def timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    jax.block_until_ready(out) if not isinstance(out, (float, tuple)) else None
+    return out, time.perf_counter() - t
+
+
+def clarabel_max_margin(X, y, D):
+    import cvxpy as cp
+
+    Xn, Dn = np.asarray(X), np.asarray(D, dtype=float)
+    p, d = Dn.shape[0], Xn.shape[1]
+    t0 = time.perf_counter()
+    U, V = cp.Variable((p, d)), cp.Variable((p, d))
+    S = 2 * Dn.T - 1
+    fit = cp.sum(cp.multiply(Dn.T, Xn @ (U - V).T), axis=1)
+    cons = [cp.multiply(np.asarray(y), fit) >= 1, cp.multiply(S, Xn @ U.T) >= 0, cp.multiply(S, Xn @ V.T) >= 0]
+    pr = cp.Problem(cp.Minimize(cp.sum(cp.norm(U, 2, axis=1)) + cp.sum(cp.norm(V, 2, axis=1))), cons)
+    pr.solve(solver=cp.CLARABEL)
+    total = time.perf_counter() - t0
+    solve = pr.solver_stats.solve_time or float("nan")
+    return pr.value, U.value, V.value, total, solve
+
+
+def bench_max_margin(sizes, skip_large):
+    rows = []
+    for n, d, p in sizes:
+        X, y, D = teacher(n, d, p)
+        run = lambda: cr.solve_max_margin(X, y, D)  # noqa: E731
+        sol, t_first = timed(run)  # includes compilation
+        sol, t_ours = timed(run)
+        row = dict(program="max-margin", n=n, d=d, p=int(D.shape[0]), ours_s=t_ours, ours_first_call_s=t_first,
+                   ours_value=float(sol.value), ours_gap=float(sol.gap), ours_residual=float(sol.residual),
+                   ours_iters=int(sol.iterations))
+        if skip_large and n * p > 10**6:
+            row.update(peer="clarabel (skipped)")
+        else:
+            val, U, V, total, solve = clarabel_max_margin(X, y, D)
+            viol = float(prog.constraint_violation(X, y, D, jnp.asarray(U), jnp.asarray(V)))
+            row.update(peer="clarabel", peer_s=total, peer_solve_s=solve, peer_value=val, peer_residual=viol,
+                       rel_diff=(float(sol.value) - val) / val, speedup=total / t_ours)
+        rows.append(row)
+        print(row, flush=True)
+    return rows
+
+
+def breast_cancer():
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    return X, np.where(y > 0, 1.0, -1.0)
+
+
+def synthetic(n, d, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    w = rng.standard_normal(d)
+    return X, X @ w + 0.1 * rng.standard_normal(n)
+
+
+def bench_scnn(name, X, y, lam, gates):
+    """Same patterns (scnn's gates), scnn's objective convention ``1/(2n)‖f-y‖² + λΣ‖·‖``."""
+    n = X.shape[0]
+    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+    D = jnp.asarray((X @ gates).T >= 0)
+    beta = n * lam
+    run = lambda: cr.solve_regularized(Xj, yj, D, beta=beta, loss="squared", throw=False)  # noqa: E731
+    sol, t_first = timed(run)
+    sol, t_ours = timed(run)
+    ours_obj = float(sol.value) / n
+    row = dict(program="regularized-squared", data=name, n=n, d=X.shape[1], p=int(D.shape[0]), lam=lam,
+               ours_s=t_ours, ours_first_call_s=t_first, ours_objective=ours_obj, ours_gap=float(sol.gap),
+               ours_residual=float(sol.residual), ours_status=sol.status_name, ours_iters=int(sol.iterations))
+    try:
+        from scnn.metrics import Metrics
+        from scnn.models import ConvexReLU
+        from scnn.optimize import optimize_model
+        from scnn.regularizers import NeuronGL1
+        from scnn.solvers import AL
+    except Exception as e:  # peer missing: skip gracefully
+        row.update(peer=f"scnn unavailable ({type(e).__name__})")
+        return row
+    model = ConvexReLU(np.asarray(gates))
+    t0 = time.perf_counter()
+    model, _ = optimize_model(model, AL(model), Metrics(), X, y, regularizer=NeuronGL1(lam),
+                              unitize_data=False, dtype="float64", return_convex=True)
+    t_peer = time.perf_counter() - t0
+    assert np.shape(model.G) == np.shape(gates)  # same gates, hence the same patterns
+    U, V = (jnp.asarray(np.asarray(a)[0]) for a in model.parameters[:2])
+    peer_obj = float(prog.regularized_primal_objective(Xj, yj, D, U, V, beta=beta, loss="squared")) / n
+    row.update(peer="scnn AL", peer_s=t_peer, peer_objective=peer_obj,
+               peer_residual=float(prog.constraint_violation(Xj, yj, D, U, V, program="regularized-squared")),
+               rel_diff=(ours_obj - peer_obj) / abs(peer_obj), speedup=t_peer / t_ours)
+    print(row, flush=True)
+    return row
+
+
+def table(rows):
+    keys = ["program", "data", "n", "d", "p", "ours_s", "peer", "peer_s", "speedup", "ours_value", "peer_value",
+            "ours_objective", "peer_objective", "rel_diff", "ours_gap", "ours_residual", "peer_residual"]
+    keys = [k for k in keys if any(k in r for r in rows)]
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(fmt(r.get(k, "")) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--skip-large-clarabel", action="store_true")
+    ap.add_argument("--no-scnn", action="store_true")
+    args = ap.parse_args(argv)
+    if args.quick:
+        rows = bench_max_margin([(30, 3, 40)], False)
+        X, y = synthetic(40, 4)
+        gates = np.random.default_rng(0).standard_normal((4, 20))
+        if not args.no_scnn:
+            rows.append(bench_scnn("synthetic-quick", X, y, 0.01, gates))
+    else:
+        rows = bench_max_margin([(100, 8, 300), (200, 10, 1000), (1000, 20, 2000)], args.skip_large_clarabel)
+        if not args.no_scnn:
+            X, y = synthetic(1000, 50)
+            rows.append(bench_scnn("synthetic", X, y, 0.01, np.random.default_rng(1).standard_normal((50, 500))))
+            X, y = breast_cancer()
+            rows.append(bench_scnn("breast_cancer", X, y, 1e-3, np.random.default_rng(2).standard_normal((X.shape[1], 500))))
+    md = table(rows)
+    print(md)
+    name = "solver_quick" if args.quick else "solver"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.md").write_text(md + "\n")
+    (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,573 @@
+"""Dual certificates of global optimality for two-layer ReLU networks.
+
+The central quantity is the dual certificate (Wang & Pilanci, arXiv 2110.06488, §3)
+
+    c(λ) = max_{‖u‖ ≤ 1} |λᵀ (X u)_+|.
+
+On the closed cone ``K_j = {u : S_j ⊙ X u ≥ 0}`` (``S_j = 2 D_j - 1``) the ReLU is linear,
+``(X u)_+ = D_j X u``, so with ``g = ±Xᵀ D_j λ``
+
+    max_{u ∈ K_j, ‖u‖ ≤ 1} gᵀ u = ‖Π_{K_j}(g)‖,     maximizer Π_{K_j}(g) / ‖Π_{K_j}(g)‖,
+
+and ``c(λ)`` is the largest of these over all patterns and both signs. The projection onto the
+polyhedral cone comes from Moreau's decomposition ``Π_K(g) = g - Π_{K°}(g)`` with the polar cone
+``K° = {-(S X)ᵀ η : η ≥ 0}``: solve the nonnegative least squares problem
+``min_{η ≥ 0} ½ ‖g + (S ⊙ X)ᵀ η‖²`` (Lawson & Hanson's active-set method, exact up to rounding,
+vmapped over patterns and signs), then ``Π_K(g) = g + (S ⊙ X)ᵀ η*``.
+
+Two optimality certificates of a network are built on ``c``:
+
+* regularized (Wang, Lacotte & Pilanci, arXiv 2006.05900): a stationary network is a global
+  minimizer of ``ℓ(f(θ; X), y) + β/2 ‖θ‖²`` iff ``c(r) ≤ β`` with ``r = -∇_f ℓ``;
+* max-margin (Wang & Pilanci, arXiv 2110.06488): a KKT point of ``min ½‖θ‖² s.t. y_i f_i ≥ 1``
+  with multipliers ``μ`` is globally optimal iff ``c(y ⊙ μ) ≤ 1``; then ``1ᵀμ = ½‖θ‖² = P*``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from ._losses import LOSSES, loss_terms
+from ._network import Network, forward, param_norm_sq
+from ._patterns import enumerate_patterns, pattern_count, sample_patterns
+from ._validation import check_network, check_patterns, check_targets, check_X, check_Xy, is_concrete
+
+# Enumerate every pattern by default when Cover's count is at most this.
+_MAX_ENUMERATED = 4096
+
+
+# ----------------------------------------------------------------------------------------------
+# Nonnegative least squares (Lawson & Hanson 1974, ch. 23), one problem; vmap for batches.
+# ----------------------------------------------------------------------------------------------
+
+
+def nnls(
+    B: Float[Array, "k q"], b: Float[Array, " k"], *, max_iter: int | None = None
+) -> tuple[Float[Array, " q"], Int[Array, ""]]:
+    """Nonnegative least squares ``min_{z ≥ 0} ½ ‖B z - b‖²`` by Lawson & Hanson's active set.
+
+    Each iteration solves the unconstrained least squares problem on the passive set (by SVD,
+    so rank-deficient ``B`` is fine) and either accepts it, adding the most promising variable,
+    or steps back to the boundary of the feasible set, dropping variables that hit zero. The
+    answer is exact up to rounding (no first-order tolerance). Pure JAX, jit- and vmap-able.
+
+    Args:
+        B: matrix ``(k, q)``.
+        b: right-hand side ``(k,)``.
+        max_iter: iteration cap (keyword-only Python int); defaults to ``3 q + 30``.
+
+    Returns:
+        ``(z, iterations)``; ``z ≥ 0`` of shape ``(q,)``.
+    """
+    k, q = B.shape
+    max_iter = 3 * q + 30 if max_iter is None else int(max_iter)
+    dtype = B.dtype
+    eps = jnp.finfo(dtype).eps
+    scale = jnp.maximum(jnp.max(jnp.abs(B)) * jnp.maximum(jnp.linalg.norm(b), jnp.max(jnp.abs(B))), eps)
+    wtol = 10.0 * max(k, q) * eps * scale
+
+    def ls_on(passive):
+        Bp = jnp.where(passive[None, :], B, jnp.zeros((), dtype))
+        z = jnp.linalg.lstsq(Bp, b)[0]  # min-norm: zero on the masked columns
+        return jnp.where(passive, z, jnp.zeros((), dtype))
+
+    def grad_dir(z):
+        return B.T @ (b - B @ z)  # = -∇; positive entries can decrease the objective
+
+    def cond(state):
+        _, _, it, done = state
+        return (~done) & (it < max_iter)
+
+    def body(state):
+        z, passive, it, _ = state
+        s = ls_on(passive)
+        feasible = jnp.all(jnp.where(passive, s > 0, True))
+        # Infeasible: step from z towards s until the first passive variable reaches zero.
+        neg = passive & (s <= 0)
+        ratio = jnp.where(neg, z / jnp.where(neg, z - s, 1.0), jnp.inf)
+        alpha = jnp.clip(jnp.min(ratio), 0.0, 1.0)
+        z_back = z + alpha * (s - z)
+        drop = passive & (z_back <= 10 * eps * jnp.maximum(jnp.max(jnp.abs(z_back)), 1.0))
+        drop = drop | (neg & (ratio <= alpha))
+        z_back = jnp.where(drop, jnp.zeros((), dtype), z_back)
+        # Feasible: accept s, then add the variable with the largest positive gradient.
+        w = jnp.where(passive, -jnp.inf, grad_dir(s))
+        j = jnp.argmax(w)
+        add = w[j] > wtol
+        z_new = jnp.where(feasible, jnp.maximum(s, 0.0), z_back)
+        passive_new = jnp.where(feasible, passive.at[j].set(passive[j] | add), passive & ~drop)
+        done = feasible & ~add
+        return z_new, passive_new, it + 1, done
+
+    z0 = jnp.zeros((q,), dtype)
+    init = (z0, jnp.zeros((q,), bool), jnp.zeros((), jnp.int32), jnp.zeros((), bool))
+    z, _, it, _ = jax.lax.while_loop(cond, body, init)
+    return z, it
+
+
+# ----------------------------------------------------------------------------------------------
+# Projection onto the cone K_j and the per-pattern maximum.
+# ----------------------------------------------------------------------------------------------
+
+
+def _project_one(X, pattern, g):
+    S = 2.0 * pattern.astype(X.dtype) - 1.0
+    A = S[:, None] * X  # (n, d): K = {u : A u ≥ 0}
+    eta, _ = nnls(A.T, -g)  # min_{η≥0} ½‖Aᵀη + g‖²
+    return g + A.T @ eta
+
+
+def cone_projection(
+    X: Float[Array, "n d"], pattern: Bool[Array, " n"], g: Float[Array, " d"]
+) -> Float[Array, " d"]:
+    """Euclidean projection of ``g`` onto the cone ``K = {u : (2D - 1) ⊙ X u ≥ 0}``.
+
+    Moreau's decomposition ``Π_K(g) = g - Π_{K°}(g)``, ``K° = {-(S ⊙ X)ᵀ η : η ≥ 0}``: with
+    ``η* = argmin_{η ≥ 0} ½ ‖g + (S ⊙ X)ᵀ η‖²`` (exact active-set NNLS), ``Π_K(g) = g + (S ⊙ X)ᵀ η*``.
+    Pure JAX; vmap over patterns or vectors.
+
+    Args:
+        X: data ``(n, d)``.
+        pattern: activation pattern ``D`` (boolean ``(n,)``).
+        g: the vector to project, ``(d,)``.
+
+    Returns:
+        ``Π_K(g)``, shape ``(d,)``.
+
+    Raises:
+        ValueError: on shape mismatches.
+    """
+    X = check_X(X)
+    pattern = check_patterns(jnp.asarray(pattern)[None, :], X.shape[0], name="pattern")[0]
+    g = jnp.asarray(g)
+    if g.shape != (X.shape[1],):
+        raise ValueError(f"g must have shape ({X.shape[1]},) to match X's d, got {g.shape}")
+    return _project_one(X, pattern, g.astype(X.dtype))
+
+
+class DualCertificate(NamedTuple):
+    """The value and maximizer of ``c(λ) = max_{‖u‖≤1} |λᵀ (Xu)_+|``.
+
+    Attributes:
+        value: ``c(λ)``.
+        u: a maximizer, ``‖u‖ = 1`` (zero when ``c(λ) = 0``), shape ``(d,)``.
+        sign: ``s ∈ {+1, -1}`` with ``s λᵀ (X u)_+ = c(λ)``.
+        index: index of the maximizing pattern in ``patterns`` (-1 when found by local ascent
+            outside the sampled patterns).
+        pattern: the maximizing pattern ``D`` (``(n,)`` bool).
+        exact: True when ``patterns`` held every activation pattern of ``X`` (then ``value`` is
+            ``c(λ)`` itself); False for a sampled lower bound.
+        method: ``"enumerated"``, ``"given"`` or ``"sampled+ascent"``.
+        values: per-pattern maxima ``‖Π_{K_j}(±Xᵀ D_j λ)‖``, shape ``(p, 2)`` (columns: sign +, -).
+    """
+
+    value: Array
+    u: Array
+    sign: Array
+    index: Array
+    pattern: Array
+    exact: bool
+    method: str
+    values: Array
+
+
+@eqx.filter_jit
+def _per_pattern(X, lam, D):
+    """``‖Π_{K_j}(s Xᵀ D_j λ)‖`` and the projections for every pattern and sign ``s = ±1``."""
+    G = (D.astype(X.dtype) * lam[None, :]) @ X  # (p, d): Xᵀ D_j λ
+    proj = jax.vmap(lambda pat, g: jax.vmap(lambda s: _project_one(X, pat, s * g))(jnp.array([1.0, -1.0], X.dtype)))
+    P = proj(D, G)  # (p, 2, d)
+    return jnp.linalg.norm(P, axis=-1), P
+
+
+def _pick(values, P, D):
+    flat = jnp.argmax(values.reshape(-1))
+    j, k = flat // 2, flat % 2
+    c = values[j, k]
+    u = P[j, k]
+    u = jnp.where(c > 0, u / jnp.where(c > 0, c, 1.0), jnp.zeros_like(u))
+    sign = jnp.where(k == 0, 1, -1)
+    return c, u, sign, j, D[j]
+
+
+def _relu_value(X, lam, u):
+    return jnp.dot(lam, jax.nn.relu(X @ u))
+
+
+@eqx.filter_jit
+def _ascent(X, lam, u0, *, steps: int):
+    """Projected (sub)gradient ascent of ``|λᵀ(Xu)_+|`` on the unit sphere, keeping the best point.
+
+    Each step is followed by the exact maximization over the closed cone of the current point's
+    pattern, which never decreases the value (the current point lies in that cone).
+    """
+
+    def h(u):
+        return jnp.abs(_relu_value(X, lam, u))
+
+    def polish(u):
+        pat = X @ u >= 0
+        s = jnp.sign(_relu_value(X, lam, u))
+        s = jnp.where(s == 0, 1.0, s).astype(X.dtype)
+        g = s * (X.T @ (pat.astype(X.dtype) * lam))
+        p = _project_one(X, pat, g)
+        nrm = jnp.linalg.norm(p)
+        return jnp.where(nrm > 0, p / jnp.where(nrm > 0, nrm, 1.0), u)
+
+    mults = jnp.array([4.0, 2.0, 1.0, 0.5], X.dtype)  # cycling step sizes
+    lr0 = 1.0 / jnp.maximum(jnp.linalg.norm(X) * jnp.linalg.norm(lam), jnp.finfo(X.dtype).tiny)
+
+    def body(carry, t):
+        u, best_u, best = carry
+        grad = jax.grad(h)(u)
+        grad = grad - jnp.dot(grad, u) * u  # Riemannian gradient on the sphere
+        v = u + lr0 * mults[t % 4] * grad
+        v = v / jnp.maximum(jnp.linalg.norm(v), jnp.finfo(X.dtype).tiny)
+        v = polish(v)
+        hv = h(v)
+        better = hv > best
+        return (v, jnp.where(better, v, best_u), jnp.where(better, hv, best)), None
+
+    u0 = polish(u0)
+    (_, best_u, best), _ = jax.lax.scan(body, (u0, u0, h(u0)), jnp.arange(steps))
+    return best, best_u
+
+
+def dual_certificate(
+    X: Float[Array, "n d"],
+    lam: Float[Array, " n"],
+    *,
+    patterns: Bool[Array, "p n"] | None = None,
+    key: PRNGKeyArray | None = None,
+    num_samples: int = 2048,
+    ascent_steps: int = 200,
+    max_enumerated: int = _MAX_ENUMERATED,
+) -> DualCertificate:
+    """The dual certificate ``c(λ) = max_{‖u‖≤1} |λᵀ (X u)_+|`` and its maximizer.
+
+    Per pattern ``D_j`` and sign, ``max_{u ∈ K_j, ‖u‖ ≤ 1} ±λᵀ D_j X u = ‖Π_{K_j}(±Xᵀ D_j λ)‖``
+    (exact cone projection, see :func:`cone_projection`); ``c(λ)`` is the maximum over patterns.
+
+    * ``patterns`` given: the maximum over those patterns' cones (``method="given"``; the value
+      is ``c(λ)`` restricted to them — exact for ``c`` when they are all the patterns).
+    * ``patterns=None`` and Cover's bound ``2 Σ_{k<r} C(n-1, k) ≤ max_enumerated``: every
+      pattern from ``enumerate_patterns(X)``; exact (``method="enumerated"``).
+    * otherwise: ``num_samples`` sampled patterns (needs ``key``), then projected gradient ascent
+      of ``|λᵀ (Xu)_+|`` on the sphere from the best sampled ``u``; a lower bound
+      (``exact=False``, ``method="sampled+ascent"``).
+
+    Host-side dispatch; the per-pattern computation is jitted and vmapped.
+
+    Args:
+        X: data ``(n, d)``.
+        lam: dual vector ``λ`` (for max-margin, ``λ = y ⊙ μ``), shape ``(n,)``.
+        patterns: optional boolean ``(p, n)`` patterns.
+        key: PRNG key, needed only when patterns are sampled.
+        num_samples: number of sampled patterns (keyword-only int).
+        ascent_steps: local ascent steps after sampling (keyword-only int).
+        max_enumerated: largest Cover count for which every pattern is enumerated.
+
+    Returns:
+        A :class:`DualCertificate`.
+
+    Raises:
+        ValueError: on shape mismatches, non-finite ``λ``, or sampling without a ``key``.
+
+    Reference: Wang & Pilanci, "The Convex Geometry of Backpropagation", arXiv 2110.06488.
+
+    Example:
+        >>> cert = dual_certificate(X, y * mu)
+        >>> bool(cert.value <= 1 + 1e-6)   # μ dual feasible
+    """
+    X = check_X(X)
+    n, d = X.shape
+    lam = check_targets(lam, n, name="lam", dtype=X.dtype)
+    for name, v in (("num_samples", num_samples), ("ascent_steps", ascent_steps), ("max_enumerated", max_enumerated)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+            raise ValueError(f"{name} must be a nonnegative Python int, got {v!r}")
+    if patterns is not None:
+        D = check_patterns(patterns, n)
+        values, P = _per_pattern(X, lam, D)
+        c, u, sign, j, pat = _pick(values, P, D)
+        return DualCertificate(c, u, sign, j, pat, False, "given", values)
+
+    if not is_concrete(X, lam):
+        raise ValueError("dual_certificate chooses its patterns on the host: call it outside jit, or pass patterns=")
+    rank = max(int(np.linalg.matrix_rank(np.asarray(X))), 1)
+    if pattern_count(n, rank) <= max_enumerated:
+        D = check_patterns(enumerate_patterns(X, max_patterns=max(max_enumerated, 1)), n)
+        values, P = _per_pattern(X, lam, D)
+        c, u, sign, j, pat = _pick(values, P, D)
+        return DualCertificate(c, u, sign, j, pat, True, "enumerated", values)
+
+    if key is None:
+        raise ValueError(
+            f"X has too many activation patterns to enumerate (Cover count > {max_enumerated}); "
+            "pass key= to sample them, or pass patterns="
+        )
+    if num_samples < 1:
+        raise ValueError("num_samples must be positive when patterns are sampled")
+    D = check_patterns(sample_patterns(X, num=num_samples, key=key), n)
+    values, P = _per_pattern(X, lam, D)
+    c, u, sign, j, pat = _pick(values, P, D)
+    if ascent_steps > 0:
+        c2, u2 = _ascent(X, lam, u, steps=ascent_steps)
+        better = bool(c2 > c * (1 + 10 * jnp.finfo(X.dtype).eps))
+        if better:
+            val = _relu_value(X, lam, u2)
+            c, u, sign = c2, u2, jnp.where(val >= 0, 1, -1)
+            j, pat = jnp.asarray(-1), X @ u2 >= 0
+    return DualCertificate(c, u, sign, j, pat, False, "sampled+ascent", values)
+
+
+# ----------------------------------------------------------------------------------------------
+# Certificates of a network.
+# ----------------------------------------------------------------------------------------------
+
+
+class RegularizedCertificate(NamedTuple):
+    """Global optimality certificate of a network for ``ℓ(f(θ;X), y) + β/2 ‖θ‖²``.
+
+    Attributes:
+        value: ``c(r) / β`` with ``r = -∇_f ℓ``; a stationary network is optimal iff ``≤ 1``.
+        stationarity: relative Clarke stationarity residual ``min ‖g‖ / (β ‖θ‖)`` over the
+            Clarke subgradients ``g`` of the objective: where a sample lies on a neuron's kink
+            (``|x_iᵀ w_k| ≤ tie_tol ‖x_i‖ ‖w_k‖``) the ReLU derivative is any ``σ ∈ [0, 1]``,
+            chosen per neuron by bounded least squares. 0 at a stationary point.
+        residual: ``r``, shape ``(n,)``.
+        dual: the :class:`DualCertificate` of ``r``.
+    """
+
+    value: Array
+    stationarity: Array
+    residual: Array
+    dual: DualCertificate
+
+
+def regularized_certificate(
+    net: Network,
+    X: Float[Array, "n d"],
+    y: Float[Array, " n"],
+    *,
+    beta: float,
+    loss: str = "squared",
+    tie_tol: float = 1e-7,
+    patterns: Bool[Array, "p n"] | None = None,
+    key: PRNGKeyArray | None = None,
+    **kwargs,
+) -> RegularizedCertificate:
+    """Optimality certificate ``max_{‖u‖≤1} |rᵀ (X u)_+| / β`` of a regularized network.
+
+    With ``r = -∇_f ℓ(f(θ; X), y)`` (summed loss), a network that is stationary for
+    ``ℓ(f(θ; X), y) + β/2 ‖θ‖²`` is a global minimizer iff this value is ``≤ 1`` (it is then the
+    image of an optimal solution of the convex program; Wang, Lacotte & Pilanci, arXiv
+    2006.05900, and Pilanci & Ergen, arXiv 2002.10553).
+
+    Args:
+        net: the network.
+        X, y: data ``(n, d)`` and targets ``(n,)`` (labels ±1 unless ``loss="squared"``).
+        beta: regularization strength ``β > 0``.
+        loss: ``"squared"``, ``"logistic"`` or ``"exponential"``.
+        tie_tol: relative threshold for a sample to lie on a neuron's kink (see
+            :class:`RegularizedCertificate`).
+        patterns, key, **kwargs: passed to :func:`dual_certificate`.
+
+    Returns:
+        A :class:`RegularizedCertificate`.
+
+    Raises:
+        ValueError: on shape mismatches, bad labels, ``β ≤ 0`` or an unknown loss.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if not (isinstance(beta, (int, float)) and beta > 0 and math.isfinite(beta)):
+        raise ValueError(f"beta must be a positive finite number, got {beta!r}")
+    if loss == "squared":
+        X = check_X(X)
+        y = check_targets(y, X.shape[0], dtype=X.dtype)
+    else:
+        X, y = check_Xy(X, y)
+    check_network(net, X.shape[1])
+    net = jax.tree_util.tree_map(lambda a: jnp.asarray(a).astype(X.dtype), net)
+
+    r = -jax.grad(lambda f: jnp.sum(loss_terms(f, y, loss)))(forward(net, X))
+    dual = dual_certificate(X, r, patterns=patterns, key=key, **kwargs)
+
+    stationarity = _clarke_stationarity(net, X, r, beta, tie_tol)
+    return RegularizedCertificate(dual.value / beta, stationarity, r, dual)
+
+
+def _clarke_stationarity(net, X, r, beta, tie_tol):
+    """``min_σ ‖∂_θ (ℓ + β/2‖θ‖²)‖ / (β‖θ‖)`` with ``σ_{ik} ∈ [0, 1]`` on the kinks (host-side)."""
+    from scipy.optimize import lsq_linear
+
+    Xn = np.asarray(X, np.float64)
+    W1, w2 = np.asarray(net.W1, np.float64), np.asarray(net.w2, np.float64)
+    rn = np.asarray(r, np.float64)
+    Z = Xn @ W1
+    tie = np.abs(Z) <= tie_tol * np.linalg.norm(Xn, axis=1)[:, None] * np.linalg.norm(W1, axis=0)[None, :]
+    act = ((Z > 0) & ~tie).astype(np.float64)
+    total = float(np.sum((beta * w2 - np.maximum(Z, 0.0).T @ rn) ** 2))  # ∂/∂w2
+    for k in range(W1.shape[1]):
+        g = beta * W1[:, k] - w2[k] * (Xn.T @ (act[:, k] * rn))  # ∂/∂W1[:, k] with σ = 0 on ties
+        idx = np.flatnonzero(tie[:, k])
+        if idx.size and w2[k] != 0:
+            C = -w2[k] * Xn[idx].T * rn[idx][None, :]  # each kink adds σ_i · C[:, i]
+            sol = lsq_linear(C, -g, bounds=(0.0, 1.0))
+            g = g + C @ sol.x
+        total += float(g @ g)
+    scale = beta * math.sqrt(float(np.sum(W1**2) + np.sum(w2**2)))
+    return jnp.asarray(math.sqrt(total) / max(scale, np.finfo(np.float64).tiny), X.dtype)
+
+
+class KKTCertificate(NamedTuple):
+    """KKT certificate of a network for ``min ½‖θ‖² s.t. y_i f(θ; x_i) ≥ 1``.
+
+    Attributes:
+        net: the network rescaled to minimum margin 1, ``θ̂ = θ / √(min_i y_i f_i)``.
+        mu: multipliers ``μ ≥ 0`` (zero off the support vectors), shape ``(n,)``.
+        lam: ``λ = y ⊙ μ``.
+        residual: relative stationarity residual ``‖θ̂ - Σ_i μ_i y_i ∂_θ f(θ̂; x_i)‖ / ‖θ̂‖``.
+        value: ``c(λ)``; a KKT point (small ``residual``) with ``c(λ) ≤ 1`` is a global optimum.
+        primal: ``½ ‖θ̂‖²`` (the non-convex objective; equals ``P*`` at a global optimum).
+        dual_value: ``1ᵀ μ`` (equals ``½‖θ̂‖²`` at an exact KKT point, by Euler's identity).
+        margin: normalized margin ``γ(θ) = 1 / ‖θ̂‖²`` (``= 1/(2 P*)`` at a global optimum).
+        support: boolean ``(n,)`` mask of the support vectors used.
+        dual: the :class:`DualCertificate` of ``λ``.
+    """
+
+    net: Network
+    mu: Array
+    lam: Array
+    residual: Array
+    value: Array
+    primal: Array
+    dual_value: Array
+    margin: Array
+    support: Array
+    dual: DualCertificate
+
+
+def kkt_certificate(
+    net: Network,
+    X: Float[Array, "n d"],
+    y: Float[Array, " n"],
+    *,
+    support_tol: float = 1e-4,
+    tie_tol: float = 1e-7,
+    patterns: Bool[Array, "p n"] | None = None,
+    key: PRNGKeyArray | None = None,
+    **kwargs,
+) -> KKTCertificate:
+    """KKT multipliers of a max-margin network and their dual certificate ``c(y ⊙ μ)``.
+
+    The network is rescaled to minimum margin 1 (``θ̂ = θ / √q``, ``q = min_i y_i f_i``; the model
+    is 2-homogeneous). Multipliers ``μ ≥ 0`` supported on the support vectors
+    (``y_i f(θ̂; x_i) ≤ 1 + support_tol``) minimize the stationarity residual
+    ``‖θ̂ - Σ_i μ_i y_i ∂_θ f(θ̂; x_i)‖`` (NNLS). For a sample on a neuron's kink
+    (``|x_iᵀ w_k| ≤ tie_tol ‖x_i‖ ‖w_k‖``) the Clarke subgradient of ``relu`` is ``σ ∈ [0, 1]``:
+    its contribution ``μ_i σ_{ik}`` becomes a variable ``ν_{ik} ∈ [0, μ_i]``, written as
+    ``ν_{ik} + ν'_{ik} = μ_i`` with ``ν, ν' ≥ 0`` and enforced by heavily weighted rows
+    (Lawson & Hanson's weighting method for equality constraints).
+
+    Theory (Wang & Pilanci, arXiv 2110.06488): at a KKT point, Euler's identity gives
+    ``‖θ̂‖² = 2 Σ_i μ_i y_i f_i = 2 · 1ᵀμ``; every live balanced neuron has
+    ``|λᵀ (X ŵ)_+| = 1`` so ``c(λ) ≥ 1``, and the KKT point is globally optimal iff
+    ``c(λ) ≤ 1``, in which case ``1ᵀμ = ½‖θ̂‖² = P*`` and ``γ(θ) = 1/(2 P*)``.
+
+    Host-side (NumPy/SciPy NNLS for the multipliers); ``c(λ)`` from :func:`dual_certificate`.
+
+    Args:
+        net: a network that separates the data.
+        X, y: data ``(n, d)`` and labels ±1.
+        support_tol: relative margin slack defining the support vectors.
+        tie_tol: relative threshold for a sample to lie on a neuron's kink.
+        patterns, key, **kwargs: passed to :func:`dual_certificate`.
+
+    Returns:
+        A :class:`KKTCertificate`.
+
+    Raises:
+        ValueError: on shape mismatches, bad labels, or a network that does not separate the data.
+    """
+    from scipy.optimize import nnls as scipy_nnls
+
+    X, y = check_Xy(X, y)
+    check_network(net, X.shape[1])
+    if not (support_tol >= 0 and tie_tol >= 0):
+        raise ValueError("support_tol and tie_tol must be nonnegative")
+    net = jax.tree_util.tree_map(lambda a: jnp.asarray(a).astype(X.dtype), net)
+    q = y * forward(net, X)
+    qmin = float(jnp.min(q))
+    if not qmin > 0:
+        raise ValueError(f"the network does not separate the data (min_i y_i f_i = {qmin:.3g} ≤ 0)")
+    s = 1.0 / math.sqrt(qmin)
+    net_hat = Network(net.W1 * s, net.w2 * s)
+    qh = np.asarray(q) / qmin
+    support = qh <= 1.0 + support_tol
+    sv = np.flatnonzero(support)
+
+    Xn = np.asarray(X, np.float64)
+    W1, w2 = np.asarray(net_hat.W1, np.float64), np.asarray(net_hat.w2, np.float64)
+    d, m = W1.shape
+    theta = np.concatenate([W1.reshape(-1), w2])
+    yn = np.asarray(y, np.float64)
+    Z = Xn @ W1  # (n, m) pre-activations
+    # Kinks: |x_iᵀ w_k| ≤ tie_tol ‖x_i‖ ‖w_k‖. There relu' is a free σ ∈ [0, 1] (Clarke), so the
+    # fixed part uses σ = 0 and a variable ν_{ik} = μ_i σ_{ik} adds ν_{ik} y_i w2_k x_i to ∂/∂W1[:, k].
+    tie = np.abs(Z) <= tie_tol * np.linalg.norm(Xn, axis=1)[:, None] * np.linalg.norm(W1, axis=0)[None, :]
+    act = ((Z > 0) & ~tie).astype(np.float64)
+    gW = Xn[:, :, None] * (act * w2[None, :])[:, None, :]  # (n, d, m): ∂f_i/∂W1
+    G = np.concatenate([gW.reshape(Xn.shape[0], -1), np.maximum(Z, 0.0)], axis=1)
+    cols = [yn[i] * G[i] for i in sv]  # y_i ∂_θ f(θ̂; x_i)
+    ties = [(a, k) for a, i in enumerate(sv) for k in range(m) if tie[i, k] and w2[k] != 0]
+    t = len(ties)
+    base = np.stack(cols, axis=1) if cols else np.zeros((theta.size, 0))
+    if t == 0:
+        B, rhs = base, theta
+    else:
+        tie_cols = np.zeros((theta.size, t))
+        for c, (a, k) in enumerate(ties):
+            i = sv[a]
+            col = np.zeros((d, m))
+            col[:, k] = yn[i] * w2[k] * Xn[i]
+            tie_cols[:, c] = np.concatenate([col.reshape(-1), np.zeros(m)])
+        weight = 1e4 * max(1.0, float(np.max(np.abs(base))) if base.size else 1.0)
+        E = np.zeros((t, len(sv) + 2 * t))
+        for c, (a, _) in enumerate(ties):
+            E[c, a] = -weight
+            E[c, len(sv) + c] = weight
+            E[c, len(sv) + t + c] = weight
+        top = np.concatenate([base, tie_cols, np.zeros((theta.size, t))], axis=1)
+        B = np.concatenate([top, E], axis=0)
+        rhs = np.concatenate([theta, np.zeros(t)])
+    z, _ = scipy_nnls(B, rhs, maxiter=50 * max(B.shape[1], 1)) if B.shape[1] else (np.zeros(0), 0.0)
+    mu_sv = z[: len(sv)]
+    fit = B[: theta.size] @ z
+    residual = np.linalg.norm(theta - fit) / max(np.linalg.norm(theta), np.finfo(np.float64).tiny)
+
+    mu = np.zeros(X.shape[0])
+    mu[sv] = mu_sv
+    mu = jnp.asarray(mu, X.dtype)
+    lam = y * mu
+    dual = dual_certificate(X, lam, patterns=patterns, key=key, **kwargs)
+    primal = 0.5 * param_norm_sq(net_hat)
+    return KKTCertificate(
+        net=net_hat,
+        mu=mu,
+        lam=lam,
+        residual=jnp.asarray(residual, X.dtype),
+        value=dual.value,
+        primal=primal,
+        dual_value=jnp.sum(mu),
+        margin=1.0 / (2.0 * primal),
+        support=jnp.asarray(support),
+        dual=dual,
+    )

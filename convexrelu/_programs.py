@@ -1,0 +1,341 @@
+"""Objectives, constraint violations, duals and duality gaps of the convex programs.
+
+This module is the one definition of optimality (STYLE.md §7): the native solver stops on these
+functions, the tests verify with them and the cvxpy cross-check reports them.
+
+Notation (DESIGN.md): ``X (n, d)``, ``y (n,)``, patterns ``D (p, n)`` boolean, blocks
+``U, V (p, d)``, signs ``S = 2D - 1``. The fit is
+
+    f = Σ_j D_j ⊙ X (u_j - v_j) = sum(Dᵀ ⊙ X (U - V)ᵀ, axis=1),
+
+computed without ever forming the ``D_j X`` blocks (memory ``O(np + pd)``). The cone constraints
+are ``S_j ⊙ X u_j ≥ 0`` and ``S_j ⊙ X v_j ≥ 0``; their multipliers ``ν ≥ 0`` have shape
+``(2, p, n)`` (index 0 for ``U``, 1 for ``V``), the same as :func:`cone_values`.
+
+Programs (Wang & Pilanci 2021, arXiv 2110.06488; Pilanci & Ergen 2020, arXiv 2002.10553):
+
+* max-margin ``P* = min Σ_j ‖u_j‖ + ‖v_j‖ s.t. y ⊙ f ≥ 1, cones``, with Lagrangian dual
+
+      max 1ᵀμ  s.t.  ‖ Xᵀ(D_j ⊙ y ⊙ μ) + Xᵀ(S_j ⊙ ν_0j)‖ ≤ 1,
+                     ‖-Xᵀ(D_j ⊙ y ⊙ μ) + Xᵀ(S_j ⊙ ν_1j)‖ ≤ 1,   μ, ν ≥ 0;
+
+* regularized ``min ℓ(f, y) + β Σ_j ‖u_j‖ + ‖v_j‖ s.t. cones``, with dual
+
+      max -ℓ*(-r)  s.t.  ‖±Xᵀ(D_j ⊙ r) + Xᵀ(S_j ⊙ ν_·j)‖ ≤ β,   ν ≥ 0,
+
+  where ``-ℓ*(-r) = rᵀy - ½‖r‖²`` (squared loss ``½‖f - y‖²``) and
+  ``-ℓ*(-r) = Σ_i H(y_i r_i)``, ``H(q) = -q log q - (1-q) log(1-q)``, ``0 ≤ y ⊙ r ≤ 1``
+  (logistic loss ``Σ log(1 + e^{-y f})``). At the optimum ``r = -∇_f ℓ``.
+
+Every dual function here accepts *any* ``μ ≥ 0`` (or ``r``) and ``ν ≥ 0`` and first scales them
+onto the dual feasible set, so the value returned is always a valid lower bound on the primal
+optimum (weak duality) -- no cone projection is needed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float
+
+ProgramName = Literal["max-margin", "regularized-squared", "regularized-logistic"]
+
+
+def _f(D: Bool[Array, "p n"], X: Float[Array, "n d"]) -> Float[Array, "p n"]:
+    return D.astype(X.dtype)
+
+
+def convex_fit(
+    X: Float[Array, "n d"], D: Bool[Array, "p n"], U: Float[Array, "p d"], V: Float[Array, "p d"]
+) -> Float[Array, " n"]:
+    """The convex model's output ``f = Σ_j D_j ⊙ X (u_j - v_j)``, shape ``(n,)``.
+
+    Computed as ``sum(Dᵀ ⊙ X (U - V)ᵀ, axis=1)``: cost ``O(npd)``, memory ``O(np)``.
+    """
+    return jnp.sum(_f(D, X).T * (X @ (U - V).T), axis=1)
+
+
+def cone_values(
+    X: Float[Array, "n d"], D: Bool[Array, "p n"], U: Float[Array, "p d"], V: Float[Array, "p d"]
+) -> Float[Array, "2 p n"]:
+    """``S_j ⊙ X u_j`` (index 0) and ``S_j ⊙ X v_j`` (index 1), ``S = 2D - 1``: feasible iff ``≥ 0``."""
+    S = 2.0 * _f(D, X) - 1.0
+    return jnp.stack([S * (U @ X.T), S * (V @ X.T)])
+
+
+def group_norm(U: Float[Array, "p d"], V: Float[Array, "p d"]) -> Float[Array, ""]:
+    """The group-lasso penalty ``Σ_j ‖u_j‖ + ‖v_j‖``."""
+    return jnp.sum(jnp.linalg.norm(U, axis=-1)) + jnp.sum(jnp.linalg.norm(V, axis=-1))
+
+
+def _safe_norm(G: Array, axis=-1) -> Array:
+    # sqrt of a sum of squares with a zero-safe gradient (the Lagrangian is differentiated in X).
+    sq = jnp.sum(G * G, axis=axis)
+    pos = sq > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, sq, 1.0)), 0.0)
+
+
+def cone_violation(
+    X: Float[Array, "n d"], D: Bool[Array, "p n"], U: Float[Array, "p d"], V: Float[Array, "p d"]
+) -> Float[Array, ""]:
+    """Relative cone violation ``max_{b,i} (-S_b ⊙ X z_b)_+ / max(1, max_{b,i} |X z_b|_i)``."""
+    c = cone_values(X, D, U, V)
+    return jnp.max(jax.nn.relu(-c)) / jnp.maximum(1.0, jnp.max(jnp.abs(c)))
+
+
+def margin_violation(
+    X: Float[Array, "n d"], y: Float[Array, " n"], D: Bool[Array, "p n"], U, V
+) -> Float[Array, ""]:
+    """Margin violation ``max_i (1 - y_i f_i)_+`` (already relative: the right-hand side is 1)."""
+    return jnp.max(jax.nn.relu(1.0 - y * convex_fit(X, D, U, V)))
+
+
+def constraint_violation(
+    X: Float[Array, "n d"],
+    y: Float[Array, " n"],
+    D: Bool[Array, "p n"],
+    U: Float[Array, "p d"],
+    V: Float[Array, "p d"],
+    *,
+    program: ProgramName = "max-margin",
+) -> Float[Array, ""]:
+    """Relative constraint violation: the max of :func:`cone_violation` and, for the max-margin
+    program, :func:`margin_violation`. This is ``ConvexSolution.residual``."""
+    cv = cone_violation(X, D, U, V)
+    if program == "max-margin":
+        return jnp.maximum(cv, margin_violation(X, y, D, U, V))
+    return cv
+
+
+def dual_blocks(
+    X: Float[Array, "n d"],
+    D: Bool[Array, "p n"],
+    a: Float[Array, " n"],
+    nu: Float[Array, "2 p n"],
+) -> Float[Array, "2 p d"]:
+    """The per-block dual vectors ``g_0j = Xᵀ(D_j ⊙ a) + Xᵀ(S_j ⊙ ν_0j)`` and
+    ``g_1j = -Xᵀ(D_j ⊙ a) + Xᵀ(S_j ⊙ ν_1j)``.
+
+    ``a = y ⊙ μ`` for the max-margin program and ``a = r`` for the regularized ones; dual
+    feasibility is ``‖g_bj‖ ≤ 1`` (max-margin) or ``≤ β`` (regularized).
+    """
+    Df = _f(D, X)
+    S = 2.0 * Df - 1.0
+    Ga = (Df * a) @ X
+    return jnp.stack([Ga + (S * nu[0]) @ X, -Ga + (S * nu[1]) @ X])
+
+
+def dual_norm(X, D, a, nu) -> Float[Array, ""]:
+    """``max_b ‖g_b‖`` over the blocks of :func:`dual_blocks`."""
+    return jnp.max(_safe_norm(dual_blocks(X, D, a, nu)))
+
+
+def max_margin_objective(U: Float[Array, "p d"], V: Float[Array, "p d"]) -> Float[Array, ""]:
+    """Primal objective of the max-margin program, ``Σ_j ‖u_j‖ + ‖v_j‖``."""
+    return group_norm(U, V)
+
+
+def max_margin_dual_objective(
+    X: Float[Array, "n d"],
+    y: Float[Array, " n"],
+    D: Bool[Array, "p n"],
+    mu: Float[Array, " n"],
+    nu: Float[Array, "2 p n"],
+) -> Float[Array, ""]:
+    """A valid lower bound on ``P*`` from any multipliers: ``1ᵀμ⁺ / max_b ‖g_b(μ⁺, ν⁺)‖``.
+
+    ``μ⁺ = max(μ, 0)``, ``ν⁺ = max(ν, 0)``. Dividing by ``c = max_b ‖g_b‖`` puts ``(μ⁺, ν⁺)/c``
+    on the dual feasible set (the constraints are positively homogeneous), so by weak duality the
+    result is ``≤ P*``. Returns ``0`` when ``μ⁺ = 0`` and ``+inf`` when ``1ᵀμ⁺ > 0`` and
+    ``c = 0`` (a Farkas ray: the primal is infeasible).
+    """
+    mu = jax.nn.relu(mu)
+    nu = jax.nn.relu(nu)
+    c = dual_norm(X, D, y * mu, nu)
+    s = jnp.sum(mu)
+    return jnp.where(c > 0, s / jnp.where(c > 0, c, 1.0), jnp.where(s > 0, jnp.inf, 0.0))
+
+
+def max_margin_infeasibility(
+    X: Float[Array, "n d"],
+    y: Float[Array, " n"],
+    D: Bool[Array, "p n"],
+    mu: Float[Array, " n"],
+    nu: Float[Array, "2 p n"],
+) -> Float[Array, ""]:
+    """Farkas residual of a candidate infeasibility ray ``(μ, ν) ≥ 0``.
+
+    Returns ``max_b ‖g_b(μ⁺, ν⁺)‖ / (1ᵀμ⁺ · max_i ‖x_i‖)`` (``+inf`` when ``μ⁺ = 0``). The value
+    ``ε`` certifies ``P* ≥ 1 / (ε max_i ‖x_i‖)`` by weak duality; ``ε = 0`` is an exact Farkas
+    certificate that the max-margin program is infeasible (``y ⊙ f ≥ 1`` impossible on the cones).
+    """
+    mu = jax.nn.relu(mu)
+    nu = jax.nn.relu(nu)
+    s = jnp.sum(mu)
+    scale = jnp.max(jnp.linalg.norm(X, axis=1))
+    c = dual_norm(X, D, y * mu, nu)
+    return jnp.where(s > 0, c / jnp.where(s > 0, s * scale, 1.0), jnp.inf)
+
+
+def regularized_primal_objective(
+    X: Float[Array, "n d"],
+    y: Float[Array, " n"],
+    D: Bool[Array, "p n"],
+    U: Float[Array, "p d"],
+    V: Float[Array, "p d"],
+    *,
+    beta,
+    loss: Literal["squared", "logistic"] = "squared",
+) -> Float[Array, ""]:
+    """``ℓ(f, y) + β Σ_j ‖u_j‖ + ‖v_j‖`` with ``ℓ = ½Σ(f - y)²`` or ``Σ log(1 + e^{-y f})``."""
+    return convex_loss(convex_fit(X, D, U, V), y, loss) + beta * group_norm(U, V)
+
+
+def convex_loss(f: Float[Array, " n"], y: Float[Array, " n"], loss: str) -> Float[Array, ""]:
+    """``½ Σ (f - y)²`` (squared) or ``Σ softplus(-y f)`` (logistic; softplus is overflow-safe)."""
+    if loss == "squared":
+        return 0.5 * jnp.sum((f - y) ** 2)
+    if loss == "logistic":
+        return jnp.sum(jax.nn.softplus(-y * f))
+    raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
+
+
+def negative_loss_gradient(f: Float[Array, " n"], y: Float[Array, " n"], loss: str) -> Float[Array, " n"]:
+    """``r = -∇_f ℓ``: ``y - f`` (squared) or ``y ⊙ σ(-y f)`` (logistic)."""
+    if loss == "squared":
+        return y - f
+    if loss == "logistic":
+        return y * jax.nn.sigmoid(-y * f)
+    raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
+
+
+def _entropy(q: Array) -> Array:
+    # binary entropy with 0 log 0 = 0 (xlogy)
+    return -(jax.scipy.special.xlogy(q, q) + jax.scipy.special.xlogy(1.0 - q, 1.0 - q))
+
+
+def regularized_dual_objective(
+    X: Float[Array, "n d"],
+    y: Float[Array, " n"],
+    D: Bool[Array, "p n"],
+    r: Float[Array, " n"],
+    nu: Float[Array, "2 p n"],
+    *,
+    beta,
+    loss: Literal["squared", "logistic"] = "squared",
+) -> Float[Array, ""]:
+    """A valid lower bound on the regularized optimum from any ``r`` and ``ν``.
+
+    With ``c = max_b ‖g_b(r, ν⁺)‖ / β``, every ``t (r, ν⁺)`` with ``0 ≤ t ≤ 1/c`` is dual feasible;
+    the bound is ``max_t -ℓ*(-t r)`` over that range: for the squared loss
+    ``t = clip(rᵀy / ‖r‖², 0, 1/c)`` and value ``t rᵀy - ½ t² ‖r‖²``; for the logistic loss ``r`` is
+    first clipped to ``0 ≤ y ⊙ r ≤ 1`` (the conjugate's domain), ``t = min(1, 1/c)`` and the
+    value is ``Σ H(t y ⊙ r)``.
+    """
+    nu = jax.nn.relu(nu)
+    if loss == "logistic":
+        r = y * jnp.clip(y * r, 0.0, 1.0)
+    c = dual_norm(X, D, r, nu) / beta
+    tmax = jnp.where(c > 0, 1.0 / jnp.where(c > 0, c, 1.0), jnp.inf)
+    if loss == "squared":
+        rr = jnp.sum(r * r)
+        ry = jnp.sum(r * y)
+        t = jnp.clip(ry / jnp.where(rr > 0, rr, 1.0), 0.0, tmax)
+        return t * ry - 0.5 * t * t * rr
+    if loss == "logistic":
+        t = jnp.minimum(1.0, tmax)
+        return jnp.sum(_entropy(t * y * r))
+    raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
+
+
+def duality_gap(primal: Float[Array, ""], dual: Float[Array, ""]) -> Float[Array, ""]:
+    """Relative duality gap ``|primal - dual| / max(1, |primal|, |dual|)``."""
+    return jnp.abs(primal - dual) / jnp.maximum(1.0, jnp.maximum(jnp.abs(primal), jnp.abs(dual)))
+
+
+class Optimality(NamedTuple):
+    """What :func:`optimality` reports: primal and dual values, relative gap and violation."""
+
+    value: Float[Array, ""]
+    dual_value: Float[Array, ""]
+    gap: Float[Array, ""]
+    residual: Float[Array, ""]
+
+
+def _loss_of(program: str) -> str:
+    if program == "regularized-squared":
+        return "squared"
+    if program == "regularized-logistic":
+        return "logistic"
+    raise ValueError(
+        "program must be 'max-margin', 'regularized-squared' or 'regularized-logistic', "
+        f"got {program!r}"
+    )
+
+
+def optimality(
+    X: Float[Array, "n d"],
+    y: Float[Array, " n"],
+    D: Bool[Array, "p n"],
+    U: Float[Array, "p d"],
+    V: Float[Array, "p d"],
+    dual: Float[Array, " n"],
+    cone_dual: Float[Array, "2 p n"],
+    *,
+    program: ProgramName = "max-margin",
+    beta=None,
+) -> Optimality:
+    """Primal value, dual lower bound, relative gap and relative violation of a candidate.
+
+    ``dual`` is ``μ`` (max-margin) or ``r`` (regularized), ``cone_dual`` is ``ν``; they need not
+    be feasible (see :func:`max_margin_dual_objective`, :func:`regularized_dual_objective`).
+    A point is accepted as optimal at tolerance ``tol`` when ``gap ≤ tol`` and
+    ``residual ≤ tol``.
+    """
+    if program == "max-margin":
+        value = max_margin_objective(U, V)
+        dval = max_margin_dual_objective(X, y, D, dual, cone_dual)
+    else:
+        loss = _loss_of(program)
+        value = regularized_primal_objective(X, y, D, U, V, beta=beta, loss=loss)
+        dval = regularized_dual_objective(X, y, D, dual, cone_dual, beta=beta, loss=loss)
+    return Optimality(
+        value, dval, duality_gap(value, dval), constraint_violation(X, y, D, U, V, program=program)
+    )
+
+
+def lagrangian(
+    X: Float[Array, "n d"],
+    y: Float[Array, " n"],
+    D: Bool[Array, "p n"],
+    U: Float[Array, "p d"],
+    V: Float[Array, "p d"],
+    dual: Float[Array, " n"],
+    cone_dual: Float[Array, "2 p n"],
+    *,
+    program: ProgramName = "max-margin",
+    beta=None,
+) -> Float[Array, ""]:
+    """The Lagrangian of a convex program, for the envelope theorem ``∂P*/∂X = ∂L/∂X``.
+
+    max-margin: ``L = Σ‖u_j‖ + ‖v_j‖ - μᵀ(y ⊙ f - 1) - Σ_{b,j} ν_bj ᵀ (S_j ⊙ X z_bj)``;
+    regularized: ``L = ℓ(f, y) + β Σ‖u_j‖ + ‖v_j‖ - Σ_{b,j} ν_bj ᵀ (S_j ⊙ X z_bj)`` (the loss
+    multiplier ``r = -∇_f ℓ`` is implicit: ``∂ℓ(f(X))/∂X`` supplies it), ``f = f(X; D, U, V)``.
+
+    At a primal-dual optimal ``(U, V, μ, ν)`` (e.g. a :class:`ConvexSolution`'s fields) and with
+    the patterns ``D`` held fixed, ``jax.grad(lagrangian)(X, ...)`` is the derivative of the
+    optimal value with respect to the data (envelope / Danskin theorem, when the multipliers
+    are unique). Example::
+
+        sol = cr.solve_max_margin(X, y, D)
+        dP = jax.grad(lagrangian)(X, y, D, sol.U, sol.V, sol.dual, sol.cone_dual)
+    """
+    cones = jnp.sum(cone_dual * cone_values(X, D, U, V))
+    pen = jnp.sum(_safe_norm(U)) + jnp.sum(_safe_norm(V))
+    f = convex_fit(X, D, U, V)
+    if program == "max-margin":
+        return pen - jnp.sum(dual * (y * f - 1.0)) - cones
+    loss = _loss_of(program)
+    return convex_loss(f, y, loss) + beta * pen - cones

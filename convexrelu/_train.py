@@ -1,0 +1,525 @@
+"""Jitted (sub)gradient descent on the two-layer ReLU network, one ``lax.scan`` per call.
+
+Two schedules:
+
+* ``"constant"``: ``θ ← θ - η ∇𝓛(θ)`` with a fixed step ``η = lr`` (or any optax optimizer fed
+  ``∇𝓛``).
+* ``"loss-based"`` (Lyu & Li, "Gradient Descent Maximizes the Margin of Homogeneous Neural
+  Networks", arXiv 1906.05890, §F): ``η = α / 𝓛(θ)``, i.e. ``θ ← θ - α ∇ log 𝓛(θ)``. After a
+  step that lowers the loss ``α ← 2^{1/5} α``; a step that does not is undone and
+  ``α ← α / 2^{1/10}``. The update and the comparison are both written in log space
+  (``∇ log 𝓛 = ∇𝓛 / 𝓛`` from ``log 𝓛``), so training continues far below ``𝓛 = 1e-300``.
+
+:func:`train` trains one network and works under ``jax.vmap`` over the network (batched
+initializations). :func:`train_many` trains ``r`` networks at once by fusing them into one wide
+network (one ``(n, d) @ (d, r·m)`` matmul per step, per-run losses, step sizes and
+accept/reject elementwise over ``r``); it is mathematically identical to ``jax.vmap(train)`` and
+several times faster on a CPU. Both are resumable: ``train(res.net, X, y, steps=k,
+state=res.state)`` continues exactly where ``res`` stopped.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int
+
+from ._losses import log_loss_value, smoothed_margin_of_log_loss
+from ._network import Network
+from ._validation import check_network, check_Xy
+
+Schedule = Literal["constant", "loss-based"]
+SCHEDULES = ("constant", "loss-based")
+TRAIN_LOSSES = ("logistic", "exponential")
+_GROW = 2.0 ** (1.0 / 5.0)  # α multiplier after an accepted step (Lyu & Li, §F)
+_SHRINK = 2.0 ** (1.0 / 10.0)  # α divisor after a rejected (undone) step
+
+
+class TrainState(eqx.Module):
+    """Schedule and optimizer state, to resume training exactly where a call stopped.
+
+    Attributes:
+        step: number of steps taken so far (including rejected loss-based steps), shape ``()``.
+        alpha: the loss-based scale ``α`` (``η = α / 𝓛``); for ``"constant"`` the step ``lr``.
+        opt_state: the optax optimizer's state, or ``None`` for plain gradient descent.
+    """
+
+    step: Int[Array, ""]
+    alpha: Float[Array, ""]
+    opt_state: Any
+
+
+class TrainHistory(eqx.Module):
+    """Quantities recorded every ``record_every`` steps (after the step), shape ``(k,)`` each.
+
+    Attributes:
+        step: global step count at the record.
+        log_loss: ``log 𝓛(θ)`` (log space, finite when ``𝓛`` underflows).
+        normalized_margin: ``γ(θ) = min_i y_i f(θ; x_i) / ‖θ‖²``.
+        smoothed_margin: ``γ̃(θ) = ℓ^{-1}(𝓛(θ)) / ‖θ‖²``.
+        norm_sq: ``‖θ‖²``.
+        log_step_size: ``log η`` of the next step ``θ ← θ - η ∇𝓛``: ``log lr`` (constant) or
+            ``log α - log 𝓛`` (loss-based). With an optax optimizer, ``log`` of the factor
+            multiplying the optimizer's update (``0`` constant, ``log α`` loss-based).
+        rejected: number of loss-based steps undone since the previous record.
+    """
+
+    step: Int[Array, " k"]
+    log_loss: Float[Array, " k"]
+    normalized_margin: Float[Array, " k"]
+    smoothed_margin: Float[Array, " k"]
+    norm_sq: Float[Array, " k"]
+    log_step_size: Float[Array, " k"]
+    rejected: Int[Array, " k"]
+
+
+class TrainResult(eqx.Module):
+    """Result of :func:`train`: the trained network, its history and the state to resume.
+
+    Attributes:
+        net: the network after the last step.
+        history: a :class:`TrainHistory`.
+        state: a :class:`TrainState`; pass it back as ``train(res.net, X, y, state=res.state,
+            ...)`` to continue (chunked calls equal one long call when each chunk's ``steps``
+            is a multiple of ``record_every``).
+        diverged: ``True`` when a parameter or the loss became NaN or infinite.
+    """
+
+    net: Network
+    history: TrainHistory
+    state: TrainState
+    diverged: Bool[Array, ""]
+
+
+# --------------------------------------------------------------------------------------------
+# The fused core: r networks of m neurons stored as one network of R = r·m neurons.
+# --------------------------------------------------------------------------------------------
+
+
+def _outputs(W, a, X, *, r, m):
+    """Activation mask ``1[X W > 0]`` (n, R) (bool) and per-run outputs ``F`` (n, r)."""
+    Z = X @ W
+    F = jnp.sum((jax.nn.relu(Z) * a).reshape(Z.shape[0], r, m), axis=-1)
+    return Z > 0, F
+
+
+def _log_losses(F, y, loss):
+    """Per-run ``log 𝓛`` (r,) via :func:`convexrelu._losses.log_loss_value` (log space)."""
+    return jax.vmap(log_loss_value, in_axes=(1, None, None))(F, y, loss)
+
+
+def _dloss_df(F, y, log_L, loss, *, log_space):
+    """``∂𝓛/∂f`` (or ``∂ log 𝓛/∂f = (∂𝓛/∂f)/𝓛`` when ``log_space``), shape (n, r).
+
+    logistic ``∂ℓ/∂f = -y σ(-y f) = -y exp(-softplus(y f))``; exponential ``-y exp(-y f)``.
+    Dividing by ``𝓛`` is subtracting ``log 𝓛`` inside the exponential, so nothing overflows.
+    """
+    q = y[:, None] * F
+    log_mag = -jax.nn.softplus(q) if loss == "logistic" else -q
+    if log_space:
+        log_mag = log_mag - log_L[None, :]
+    return -y[:, None] * jnp.exp(log_mag)
+
+
+def _grads(W, a, mask, gF, X, *, r, m):
+    """Handwritten ``∂/∂W, ∂/∂a`` of ``Σ_i g_i f_i`` for every run (relu'(0) = 0, as autodiff).
+
+    With ``M = Xᵀ (1[XW > 0] ⊙ g)`` (d, R): ``∂/∂W[:, j] = a_j M[:, j]`` and
+    ``∂/∂a_j = Σ_i g_i relu(x_iᵀ w_j) = w_jᵀ M[:, j]``; one product serves both.
+    """
+    n = mask.shape[0]
+    P = jnp.where(mask.reshape(n, r, m), gF[:, :, None], jnp.zeros((), gF.dtype)).reshape(n, r * m)
+    M = X.T @ P
+    return M * a, jnp.sum(W * M, axis=0)
+
+
+def _per_neuron(v, m):
+    """Per-run values (r,) -> per-neuron values (r·m,) of the fused network (a broadcast)."""
+    return jnp.broadcast_to(v[:, None], (v.shape[0], m)).reshape(-1)
+
+
+def _to_runs(W, a, *, r, m):
+    """Fused ``(d, r·m), (r·m,)`` -> a batched Network ``(r, d, m), (r, m)``."""
+    d = W.shape[0]
+    return Network(jnp.transpose(W.reshape(d, r, m), (1, 0, 2)), a.reshape(r, m))
+
+
+def _from_runs(net, *, r, m):
+    """A batched Network ``(r, d, m), (r, m)`` -> fused ``(d, r·m), (r·m,)``."""
+    d = net.W1.shape[1]
+    return jnp.transpose(net.W1, (1, 0, 2)).reshape(d, r * m), net.w2.reshape(r * m)
+
+
+def _norm_sq(W, a, *, r, m):
+    d = W.shape[0]
+    return jnp.sum((W * W).reshape(d, r, m), axis=(0, 2)) + jnp.sum((a * a).reshape(r, m), axis=1)
+
+
+def _train_group(W, a, X, y, alpha, alpha_max, step0, opt_state, *, r, m, steps, record_every, schedule, loss, optimizer):
+    """Run ``steps`` steps of ``r`` fused networks; returns final carry pieces and history (k, r)."""
+    loss_based = schedule == "loss-based"
+
+    def init_carry():
+        mask, F = _outputs(W, a, X, r=r, m=m)
+        log_L = _log_losses(F, y, loss)
+        zero = jnp.zeros((r,), jnp.asarray(0).dtype)
+        return (W, a, mask, F, log_L, alpha, opt_state, step0, zero)
+
+    def one_step(carry, _):
+        W, a, mask, F, log_L, alpha, opt_state, step, rejected = carry
+        gF = _dloss_df(F, y, log_L, loss, log_space=loss_based)
+        gW, ga = _grads(W, a, mask, gF, X, r=r, m=m)
+        if optimizer is None:
+            col = _per_neuron(alpha, m)  # α (loss-based) or lr
+            W_new, a_new = W - col * gW, a - col * ga
+            new_opt = opt_state
+        else:
+            grads = _to_runs(gW, ga, r=r, m=m)
+            params = _to_runs(W, a, r=r, m=m)
+            upd, new_opt = jax.vmap(optimizer.update)(grads, opt_state, params)
+            uW, ua = _from_runs(upd, r=r, m=m)
+            if loss_based:
+                col = _per_neuron(alpha, m)
+                uW, ua = col * uW, col * ua
+            W_new, a_new = W + uW, a + ua
+        mask_new, F_new = _outputs(W_new, a_new, X, r=r, m=m)
+        log_L_new = _log_losses(F_new, y, loss)
+        if loss_based:
+            # Accept iff the loss went down (compared in log space); otherwise undo the step.
+            # A step that overflows the parameters or ‖θ‖² is refused like any other bad step.
+            nsq_new = _norm_sq(W_new, a_new, r=r, m=m)
+            ok = (log_L_new < log_L) & jnp.isfinite(nsq_new)
+            okc = _per_neuron(ok, m)
+            W_new = jnp.where(okc, W_new, W)
+            a_new = jnp.where(okc, a_new, a)
+            mask_new = jnp.where(okc, mask_new, mask)
+            F_new = jnp.where(ok, F_new, F)
+            log_L_new = jnp.where(ok, log_L_new, log_L)
+            if optimizer is not None:
+                new_opt = jax.tree.map(
+                    lambda new, old: jnp.where(ok.reshape((r,) + (1,) * (jnp.ndim(new) - 1)), new, old),
+                    new_opt,
+                    opt_state,
+                )
+            alpha = jnp.where(ok, jnp.minimum(alpha * _GROW, alpha_max), alpha / _SHRINK)
+            rejected = rejected + (~ok).astype(rejected.dtype)
+        return (W_new, a_new, mask_new, F_new, log_L_new, alpha, new_opt, step + 1, rejected), None
+
+    def run(carry, length):
+        return jax.lax.scan(one_step, carry, None, length=length)[0]
+
+    def record(carry):
+        W, a, _, F, log_L, alpha, _, step, rejected = carry
+        nsq = _norm_sq(W, a, r=r, m=m)
+        margin = jnp.min(y[:, None] * F, axis=0) / nsq
+        smooth = smoothed_margin_of_log_loss(log_L, nsq, loss)
+        if optimizer is None:
+            log_eta = jnp.log(alpha) - log_L if loss_based else jnp.log(alpha)
+        else:
+            log_eta = jnp.log(alpha) if loss_based else jnp.zeros_like(alpha)
+        return (step, log_L, margin, smooth, nsq, log_eta, rejected)
+
+    def outer(carry, _):
+        carry = run(carry, record_every)
+        rec = record(carry)
+        carry = carry[:-1] + (jnp.zeros_like(carry[-1]),)
+        return carry, rec
+
+    carry = init_carry()
+    num, rem = divmod(steps, record_every)
+    carry, hist = jax.lax.scan(outer, carry, None, length=num)
+    if rem:
+        carry = run(carry, rem)
+        last = record(carry)
+        hist = jax.tree.map(lambda h, x: jnp.concatenate([h, x[None]], axis=0), hist, last)
+    W, a, _, F, log_L, alpha, opt_state, step, _ = carry
+    finite = jnp.all(jnp.isfinite(W.reshape(-1, r, m)), axis=(0, 2)) & jnp.all(jnp.isfinite(a.reshape(r, m)), axis=1)
+    diverged = ~(finite & jnp.isfinite(log_L))
+    return W, a, alpha, step, opt_state, hist, diverged
+
+
+_CACHE_ELEMENTS = 8192  # target n·(runs per group)·m: a group's activations stay in L1/L2 cache
+
+
+def _group_size(r: int, n: int, m: int) -> int:
+    """Largest divisor of ``r`` with ``n · group · m ≤ _CACHE_ELEMENTS`` (at least 1)."""
+    target = max(1, _CACHE_ELEMENTS // (n * m))
+    return max(g for g in range(1, min(r, target) + 1) if r % g == 0)
+
+
+@eqx.filter_jit
+@eqx.debug.assert_max_traces(max_traces=None)  # counts traces; tests assert no retracing
+def _train_fused(W, a, X, y, alpha, alpha_max, step0, opt_state, *, r, m, group, steps, record_every, schedule, loss, optimizer):
+    """Train ``r`` fused runs ``W (d, r·m)``, ``a (r·m,)`` in ``r // group`` groups of ``group`` runs.
+
+    Each group is one fused network trained for all ``steps`` (``lax.map`` over groups, one
+    after another), so its ``(n, group·m)`` activations stay in cache for the whole trajectory;
+    one huge fused network would stream them through memory at every step.
+    """
+    kw = dict(r=group, m=m, steps=steps, record_every=record_every, schedule=schedule, loss=loss, optimizer=optimizer)
+    num = r // group
+    d = W.shape[0]
+    if num == 1:
+        return _train_group(W, a, X, y, alpha, alpha_max, step0, opt_state, **kw)
+    Wg = jnp.transpose(W.reshape(d, num, group * m), (1, 0, 2))
+    ag = a.reshape(num, group * m)
+    alphag = alpha.reshape(num, group)
+    optg = jax.tree.map(lambda s: s.reshape((num, group) + s.shape[1:]), opt_state)
+
+    def one(args):
+        Wi, ai, alphai, opti = args
+        return _train_group(Wi, ai, X, y, alphai, alpha_max, step0, opti, **kw)
+
+    W, a, alpha, step, opt_state, hist, diverged = jax.lax.map(one, (Wg, ag, alphag, optg))
+    W = jnp.transpose(W, (1, 0, 2)).reshape(d, r * m)
+    opt_state = jax.tree.map(lambda s: s.reshape((r,) + s.shape[2:]), opt_state)
+    step_h, *rest = hist
+    rest = [jnp.transpose(h, (1, 0, 2)).reshape(h.shape[1], r) for h in rest]
+    hist = (step_h[0], *rest)
+    return W, a.reshape(r * m), alpha.reshape(r), step[0], opt_state, hist, diverged.reshape(r)
+
+
+# --------------------------------------------------------------------------------------------
+# Public entry points.
+# --------------------------------------------------------------------------------------------
+
+
+def _check_options(steps, record_every, schedule, loss, lr, optimizer, max_alpha):
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
+        raise ValueError(f"steps must be a positive Python int, got {steps!r}")
+    if record_every is None:
+        record_every = min(steps, 100)
+    if not isinstance(record_every, int) or isinstance(record_every, bool) or record_every <= 0:
+        raise ValueError(f"record_every must be a positive Python int, got {record_every!r}")
+    record_every = min(record_every, steps)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    if loss not in TRAIN_LOSSES:
+        raise ValueError(f"loss must be one of {TRAIN_LOSSES} for training, got {loss!r}")
+    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and not lr > 0:
+        raise ValueError(f"lr must be positive, got {lr!r}")
+    if not max_alpha > 0:
+        raise ValueError(f"max_alpha must be positive, got {max_alpha!r}")
+    if optimizer is not None and not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
+        raise TypeError(f"optimizer must be an optax.GradientTransformation, got {type(optimizer).__name__}")
+    return record_every
+
+
+def _check_state(state, *, batch, dtype):
+    if not isinstance(state, TrainState):
+        raise TypeError(f"state must be a TrainState (from a previous result), got {type(state).__name__}")
+    want = () if batch is None else (batch,)
+    if jnp.shape(state.alpha) != want or jnp.shape(state.step) != want:
+        raise ValueError(f"state.alpha and state.step must have shape {want}, got {jnp.shape(state.alpha)}")
+    return TrainState(jnp.asarray(state.step), jnp.asarray(state.alpha).astype(dtype), state.opt_state)
+
+
+def _check_data(net, X, y, *, batched):
+    X, y = check_Xy(X, y)
+    if batched:
+        if net.W1.ndim != 3 or net.w2.ndim != 2 or net.W1.shape[0] != net.w2.shape[0]:
+            raise ValueError(
+                f"train_many needs a batched network W1 (r, d, m), w2 (r, m); got W1 {net.W1.shape}, w2 {net.w2.shape}"
+            )
+        check_network(Network(net.W1[0], net.w2[0]), X.shape[1])
+    else:
+        check_network(net, X.shape[1])
+    if not jnp.issubdtype(net.W1.dtype, jnp.floating) or net.W1.dtype != X.dtype or net.w2.dtype != X.dtype:
+        raise TypeError(f"network dtype ({net.W1.dtype}, {net.w2.dtype}) must match X's dtype {X.dtype}")
+    return X, y
+
+
+def train(
+    net: Network,
+    X: Float[Array, "n d"],
+    y: Float[Array, " n"],
+    *,
+    steps: int,
+    schedule: Schedule = "constant",
+    lr: float = 1e-3,
+    optimizer=None,
+    loss: str = "logistic",
+    record_every: int | None = None,
+    state: TrainState | None = None,
+    max_alpha: float = 1e-3,
+) -> TrainResult:
+    """Train ``f(θ; X) = relu(X W1) w2`` by gradient descent on ``𝓛(θ) = Σ_i ℓ(y_i f(θ; x_i))``.
+
+    The whole loop is one jitted ``lax.scan``. Steps:
+
+    * ``schedule="constant"``: ``θ ← θ - lr ∇𝓛(θ)``.
+    * ``schedule="loss-based"`` (Lyu & Li, arXiv 1906.05890): ``θ ← θ - α ∇ log 𝓛(θ)``, i.e. the
+      step ``η = α / 𝓛``, starting from ``α = lr``; ``α ← 2^{1/5} α`` after a step that lowers
+      ``𝓛``, and a step that does not is undone with ``α ← 2^{-1/10} α``. Everything is in log
+      space, so training goes on when ``𝓛`` is ``1e-300`` or ``1e-3000``.
+    * ``optimizer=`` any optax ``GradientTransformation`` is fed ``∇𝓛`` (constant) or ``∇ log 𝓛``
+      with its update multiplied by ``α`` (loss-based). Reuse one optimizer object across calls
+      (a new object means a new trace).
+
+    Works under ``jax.vmap`` over ``net`` (and ``state``): values of ``X, y`` are checked eagerly
+    only when they are not traced. For many runs on one dataset, :func:`train_many` is faster.
+
+    Args:
+        net: the initial :class:`Network` (``W1 (d, m)``, ``w2 (m,)``), same dtype as ``X``.
+        X: data ``(n, d)``.
+        y: labels ``(n,)`` in {-1, +1}.
+        steps: number of steps (Python int > 0).
+        schedule: ``"constant"`` or ``"loss-based"``.
+        lr: the constant step, or the initial ``α`` of the loss-based schedule.
+        max_alpha: cap on the loss-based ``α`` (``α ← min(2^{1/5} α, max_alpha)``). ``α`` is a
+            *relative* step (``‖Δθ‖/‖θ‖ ≈ 2γα`` late in training, ``γ`` the margin); Lyu & Li's
+            uncapped rule (``max_alpha=inf``) lets it grow until every step jumps, which on
+            easily separated data ends in parameters at the float range's end within a thousand
+            steps. The loss then falls like ``𝓛 ≈ exp(-c e^{4γαt})``: after about
+            ``700 / (4γα)`` steps ``‖θ‖²`` reaches the float range, every further step is refused
+            (``history.rejected == record_every``) and training stops moving.
+        optimizer: an optax optimizer, or ``None`` for plain gradient descent.
+        loss: ``"logistic"`` or ``"exponential"``.
+        record_every: record the history every this many steps (default ``min(steps, 100)``);
+            a remainder ``steps % record_every`` gets a last record at the end.
+        state: a :class:`TrainState` from a previous result to resume from (``net`` is then the
+            previous ``result.net``); ``lr`` is ignored when it is given.
+
+    Returns:
+        A :class:`TrainResult` ``(net, history, state, diverged)``.
+
+    Raises:
+        ValueError: bad shapes, labels not ±1, NaN/infinite data, ``steps <= 0``, an unknown
+            schedule or loss. TypeError: a network of another dtype than ``X``, a bad optimizer.
+
+    Example:
+        >>> res = train(net, X, y, steps=2_000, schedule="loss-based")
+        >>> res.history.normalized_margin[-1]
+    """
+    record_every = _check_options(steps, record_every, schedule, loss, lr, optimizer, max_alpha)
+    X, y = _check_data(net, X, y, batched=False)
+    m = net.W1.shape[1]
+    if state is None:
+        state = TrainState(
+            jnp.asarray(0),
+            jnp.asarray(lr, X.dtype),
+            None if optimizer is None else optimizer.init(net),
+        )
+    else:
+        state = _check_state(state, batch=None, dtype=X.dtype)
+    opt_state = None if optimizer is None else jax.tree.map(lambda s: jnp.asarray(s)[None], state.opt_state)
+    W, a, alpha, step, opt_state, hist, diverged = _train_fused(
+        net.W1,
+        net.w2,
+        X,
+        y,
+        state.alpha[None],
+        jnp.asarray(max_alpha, X.dtype),
+        state.step,
+        opt_state,
+        r=1,
+        m=m,
+        group=1,
+        steps=steps,
+        record_every=record_every,
+        schedule=schedule,
+        loss=loss,
+        optimizer=optimizer,
+    )
+    step_h, log_L, margin, smooth, nsq, log_eta, rejected = hist
+    history = TrainHistory(step_h, log_L[:, 0], margin[:, 0], smooth[:, 0], nsq[:, 0], log_eta[:, 0], rejected[:, 0])
+    opt_state = None if optimizer is None else jax.tree.map(lambda s: s[0], opt_state)
+    return TrainResult(Network(W, a), history, TrainState(step, alpha[0], opt_state), diverged[0])
+
+
+def train_many(
+    nets: Network,
+    X: Float[Array, "n d"],
+    y: Float[Array, " n"],
+    *,
+    steps: int,
+    schedule: Schedule = "constant",
+    lr: float = 1e-3,
+    optimizer=None,
+    loss: str = "logistic",
+    record_every: int | None = None,
+    state: TrainState | None = None,
+    max_alpha: float = 1e-3,
+    group_size: int | None = None,
+) -> TrainResult:
+    """Train ``r`` networks on the same data at once; equal to ``jax.vmap(train)`` over ``nets``.
+
+    The ``r`` networks of ``m`` neurons are fused into one network of ``r·m`` neurons: one
+    ``X @ W (n, r·m)`` product per step, reshaped to ``(n, r, m)`` for the per-run outputs. Each
+    run's gradient of the summed loss is its own gradient (the runs share no parameter), and the
+    per-run losses, step sizes ``α`` and accept/reject decisions are elementwise over ``r``, so
+    every run follows exactly the trajectory :func:`train` gives it (up to rounding), several times
+    faster than ``jax.vmap`` of the scan on a CPU.
+
+    Args:
+        nets: a batched :class:`Network`, ``W1 (r, d, m)``, ``w2 (r, m)`` (e.g.
+            ``jax.vmap(lambda k: init_network(d, m, key=k))(jax.random.split(key, r))``).
+        X, y, steps, schedule, lr, optimizer, loss, record_every, max_alpha: as in :func:`train`.
+        state: a batched :class:`TrainState` (``alpha (r,)``, ``step (r,)``) to resume from.
+        group_size: runs fused per group (a divisor of ``r``); groups are trained one after
+            another so that each group's ``(n, group_size·m)`` activations stay in cache. Default:
+            the largest divisor of ``r`` with ``n · group_size · m ≤ 8192``.
+
+    Returns:
+        A batched :class:`TrainResult`: ``net`` ``(r, d, m)/(r, m)``, history fields ``(r, k)``,
+        ``state`` with leading axis ``r``, ``diverged (r,)``.
+
+    Raises:
+        As :func:`train`, and ValueError when ``nets`` is not batched.
+
+    Example:
+        >>> keys = jax.random.split(jax.random.key(0), 64)
+        >>> nets = jax.vmap(lambda k: init_network(5, 50, scale=1e-3, key=k))(keys)
+        >>> res = train_many(nets, X, y, steps=5_000, schedule="loss-based")
+    """
+    record_every = _check_options(steps, record_every, schedule, loss, lr, optimizer, max_alpha)
+    X, y = _check_data(nets, X, y, batched=True)
+    r, _, m = nets.W1.shape
+    if group_size is not None and (
+        not isinstance(group_size, int) or isinstance(group_size, bool) or group_size <= 0 or r % group_size
+    ):
+        raise ValueError(f"group_size must be a positive Python int dividing r = {r}, got {group_size!r}")
+    if state is None:
+        state = TrainState(
+            jnp.zeros((r,), jnp.asarray(0).dtype),
+            jnp.full((r,), lr, X.dtype),
+            None if optimizer is None else jax.vmap(optimizer.init)(nets),
+        )
+    else:
+        state = _check_state(state, batch=r, dtype=X.dtype)
+    W, a = _from_runs(nets, r=r, m=m)
+    # all runs share the step counter (they take the same number of steps)
+    W, a, alpha, step, opt_state, hist, diverged = _train_fused(
+        W,
+        a,
+        X,
+        y,
+        state.alpha,
+        jnp.asarray(max_alpha, X.dtype),
+        state.step[0],
+        state.opt_state,
+        r=r,
+        m=m,
+        group=_group_size(r, X.shape[0], m) if group_size is None else group_size,
+        steps=steps,
+        record_every=record_every,
+        schedule=schedule,
+        loss=loss,
+        optimizer=optimizer,
+    )
+    step_h, log_L, margin, smooth, nsq, log_eta, rejected = hist
+    k = step_h.shape[0]
+    history = TrainHistory(
+        jnp.broadcast_to(step_h[None, :], (r, k)),
+        log_L.T,
+        margin.T,
+        smooth.T,
+        nsq.T,
+        log_eta.T,
+        rejected.T,
+    )
+    new_state = TrainState(jnp.full((r,), step), alpha, opt_state)
+    return TrainResult(_to_runs(W, a, r=r, m=m), history, new_state, diverged)

@@ -1,0 +1,22 @@
+"""The solver benchmark runs at a tiny size and its numbers are sane (not timings)."""
+
+import importlib.util
+import pathlib
+
+import numpy as np
+
+
+def test_bench_solver_quick():
+    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "bench_solver.py"
+    spec = importlib.util.spec_from_file_location("bench_solver", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.main(["--quick"])
+    mm = rows[0]
+    assert mm["peer"] == "clarabel" and abs(mm["rel_diff"]) <= 1e-5
+    assert mm["ours_gap"] <= 1e-6 and mm["ours_residual"] <= 1e-6
+    reg = rows[1]
+    assert reg["ours_status"] == "optimal" and reg["ours_gap"] <= 1e-6
+    if reg.get("peer") == "scnn AL":  # ours solves to 1e-6: never worse than the peer beyond that
+        assert reg["ours_objective"] <= reg["peer_objective"] * (1 + 1e-5) or reg["peer_residual"] > 1e-6
+        assert np.isfinite(reg["peer_objective"])

@@ -1,0 +1,101 @@
+"""The optimality functions of the convex programs: identities, weak duality, Farkas, envelope."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import convexrelu as cr
+from convexrelu import _programs as prog
+
+from _reference import max_margin_reference, regularized_reference
+
+
+def _problem(seed, n=12, d=3, p=10):
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(seed), 3)
+    X = jax.random.normal(k1, (n, d))
+    W = jax.random.normal(k2, (d, 2))
+    y = jnp.where(jax.nn.relu(X @ W) @ jnp.array([1.0, -1.0]) >= 0, 1.0, -1.0)
+    gates = jnp.concatenate([W, jax.random.normal(k3, (d, p - 2))], axis=1)
+    return X, y, (X @ gates).T >= 0
+
+
+def test_fit_and_cones_match_explicit_blocks():
+    X, y, D = _problem(0)
+    k1, k2 = jax.random.split(jax.random.PRNGKey(1))
+    U = jax.random.normal(k1, (D.shape[0], X.shape[1]))
+    V = jax.random.normal(k2, (D.shape[0], X.shape[1]))
+    Dn = np.asarray(D, dtype=float)
+    f = sum(np.diag(Dn[j]) @ np.asarray(X) @ np.asarray(U[j] - V[j]) for j in range(D.shape[0]))
+    np.testing.assert_allclose(prog.convex_fit(X, D, U, V), f, rtol=1e-12)
+    c = prog.cone_values(X, D, U, V)
+    np.testing.assert_allclose(c[1, 3], (2 * Dn[3] - 1) * (np.asarray(X) @ np.asarray(V[3])), rtol=1e-12)
+    # the group norm and the objective
+    assert float(prog.max_margin_objective(U, V)) == pytest.approx(
+        float(np.linalg.norm(U, axis=1).sum() + np.linalg.norm(V, axis=1).sum()), rel=1e-12)
+
+
+def test_max_margin_weak_duality_random_multipliers():
+    X, y, D = _problem(2)
+    P, U, V, mu_ref = max_margin_reference(X, y, D)
+    for seed in range(5):
+        k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
+        mu = jax.random.uniform(k1, (X.shape[0],))
+        nu = jax.random.uniform(k2, (2, D.shape[0], X.shape[0]))
+        assert float(prog.max_margin_dual_objective(X, y, D, mu, nu)) <= P * (1 + 1e-9)
+    # primal of the reference solution: feasible to solver accuracy, value P
+    U, V = jnp.asarray(U), jnp.asarray(V)
+    assert float(prog.constraint_violation(X, y, D, U, V)) <= 1e-6
+    assert float(prog.max_margin_objective(U, V)) == pytest.approx(P, rel=1e-7)
+    assert float(prog.duality_gap(jnp.asarray(P), jnp.asarray(P * (1 - 1e-3)))) == pytest.approx(1e-3, rel=1e-9)
+
+
+def test_regularized_weak_duality_random_multipliers():
+    X, y, D = _problem(3)
+    for loss in ("squared", "logistic"):
+        val, U, V = regularized_reference(X, y, D, beta=0.1, loss=loss)
+        assert float(prog.regularized_primal_objective(X, y, D, jnp.asarray(U), jnp.asarray(V), beta=0.1, loss=loss)) == pytest.approx(val, rel=1e-6)
+        for seed in range(5):
+            k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
+            r = jax.random.normal(k1, (X.shape[0],))
+            nu = jax.random.uniform(k2, (2, D.shape[0], X.shape[0]))
+            dual = prog.regularized_dual_objective(X, y, D, r, nu, beta=0.1, loss=loss)
+            assert np.isfinite(float(dual)) and float(dual) <= val + 1e-9
+        # at the optimum r = -∇ℓ(f*) with the best ν the bound is tight; with ν = 0 it is valid
+        f = prog.convex_fit(X, D, jnp.asarray(U), jnp.asarray(V))
+        r = prog.negative_loss_gradient(f, y, loss)
+        dual0 = prog.regularized_dual_objective(X, y, D, r, jnp.zeros((2,) + D.shape), beta=0.1, loss=loss)
+        assert float(dual0) <= val + 1e-7
+
+
+def test_farkas_ray_of_collinear_points():
+    # x2 = 2 x1, opposite labels: μ = (2, 1)/3 makes every Xᵀ D_j (y ⊙ μ) vanish
+    X = jnp.array([[1.0, 0.5], [2.0, 1.0]])
+    y = jnp.array([1.0, -1.0])
+    D = jnp.array([[True, True], [False, False]])
+    mu = jnp.array([2.0, 1.0]) / 3
+    nu = jnp.zeros((2, 2, 2))
+    assert float(prog.max_margin_infeasibility(X, y, D, mu, nu)) <= 1e-15
+    assert float(prog.max_margin_dual_objective(X, y, D, mu, nu)) == np.inf
+    assert float(prog.max_margin_infeasibility(X, y, D, jnp.zeros(2), nu)) == np.inf
+
+
+def test_lagrangian_gradient_is_derivative_of_optimal_value():
+    """Envelope theorem: ∂P*/∂X = ∂L/∂X at the primal-dual solution, D held fixed."""
+    X, y, D = _problem(4, n=10, d=3, p=8)
+    sol = cr.solve_max_margin(X, y, D, tol=1e-9)
+    assert float(prog.lagrangian(X, y, D, sol.U, sol.V, sol.dual, sol.cone_dual)) == pytest.approx(float(sol.value), rel=1e-6)
+    grad = jax.grad(prog.lagrangian)(X, y, D, sol.U, sol.V, sol.dual, sol.cone_dual)
+    E = jax.random.normal(jax.random.PRNGKey(9), X.shape)
+    eps = 1e-4
+    plus = max_margin_reference(X + eps * E, y, D)[0]
+    minus = max_margin_reference(X - eps * E, y, D)[0]
+    fd = (plus - minus) / (2 * eps)
+    assert float(jnp.sum(grad * E)) == pytest.approx(fd, rel=1e-3, abs=1e-4)
+
+
+def test_bad_program_name():
+    X, y, D = _problem(0)
+    Z = jnp.zeros((D.shape[0], X.shape[1]))
+    with pytest.raises(ValueError, match="program"):
+        prog.optimality(X, y, D, Z, Z, y, jnp.zeros((2,) + D.shape), program="hinge", beta=0.1)

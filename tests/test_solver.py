@@ -1,0 +1,176 @@
+"""The native ADMM solver against cvxpy + Clarabel, duality, batching, warm starts, failures."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import convexrelu as cr
+from convexrelu import _programs as prog
+from convexrelu._solution import INFEASIBLE, MAX_ITERS, SUCCESS
+
+from _reference import max_margin_reference, regularized_reference
+
+N, DIM, P, M_TEACHER = 20, 4, 24, 3  # one shape for most tests: one compilation per program
+
+
+def _patterns(X, gates):
+    return (X @ gates).T >= 0  # (p, n); duplicates are allowed (redundant blocks)
+
+
+def teacher_problem(seed):
+    """Teacher-network labels; the teacher's own gates are among the patterns (feasible)."""
+    k1, k2, k3, k4 = jax.random.split(jax.random.PRNGKey(seed), 4)
+    X = jax.random.normal(k1, (N, DIM))
+    W = jax.random.normal(k2, (DIM, M_TEACHER))
+    a = jnp.array([1.0, -1.0, 1.0])
+    out = jax.nn.relu(X @ W) @ a
+    y = jnp.where(out >= 0, 1.0, -1.0)
+    gates = jnp.concatenate([W, jax.random.normal(k3, (DIM, P - M_TEACHER))], axis=1)
+    return X, y, _patterns(X, gates), out
+
+
+def orthogonal_problem(seed):
+    """Orthogonally separable: class +1 in the cone of e1, e2; class -1 in that of e3, e4."""
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(seed), 3)
+    y = jnp.where(jnp.arange(N) % 2 == 0, 1.0, -1.0)
+    A = jnp.abs(jax.random.normal(k1, (N, 2))) + 0.1
+    X = jnp.where(y[:, None] > 0, jnp.concatenate([A, jnp.zeros((N, 2))], 1), jnp.concatenate([jnp.zeros((N, 2)), A], 1))
+    gates = jax.random.normal(k2, (DIM, P))
+    gates = gates.at[:, 0].set(jnp.array([1.0, 1.0, -1.0, -1.0])).at[:, 1].set(jnp.array([-1.0, -1.0, 1.0, 1.0]))
+    return X, y, _patterns(X, gates)
+
+
+@pytest.mark.parametrize("make", [lambda: teacher_problem(0)[:3], lambda: orthogonal_problem(1)], ids=["teacher", "orthogonal"])
+def test_max_margin_matches_clarabel(make):
+    X, y, D = make()
+    sol = cr.solve_max_margin(X, y, D)
+    ref, *_ = max_margin_reference(X, y, D)
+    assert sol.status == SUCCESS and sol.program == "max-margin"
+    assert abs(float(sol.value) - ref) <= 1e-6 * ref
+    assert float(sol.residual) <= 1e-6 and float(sol.gap) <= 1e-6
+    # the reported numbers are those of _programs on the returned point
+    opt = prog.optimality(X, y, D, sol.U, sol.V, sol.dual, sol.cone_dual, program="max-margin")
+    np.testing.assert_allclose([opt.value, opt.gap, opt.residual], [sol.value, sol.gap, sol.residual], rtol=1e-12, atol=1e-15)
+    assert float(opt.dual_value) <= ref * (1 + 1e-9)  # a valid lower bound
+    assert float(prog.margin_violation(X, y, D, sol.U, sol.V)) <= 1e-12  # margins exactly feasible
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_regularized_matches_clarabel(loss):
+    X, y, D, out = teacher_problem(2)
+    key = jax.random.PRNGKey(5)
+    yy = out + 0.1 * jax.random.normal(key, (N,)) if loss == "squared" else y
+    beta = 0.05
+    sol = cr.solve_regularized(X, yy, D, beta=beta, loss=loss)
+    ref, *_ = regularized_reference(X, yy, D, beta=beta, loss=loss)
+    assert sol.status == SUCCESS and sol.program == f"regularized-{loss}"
+    assert abs(float(sol.value) - ref) <= 2e-6 * max(1.0, abs(ref))
+    assert float(sol.residual) <= 1e-6 and float(sol.gap) <= 1e-6
+    dual = prog.regularized_dual_objective(X, yy, D, sol.dual, sol.cone_dual, beta=beta, loss=loss)
+    assert float(dual) <= ref + 1e-9  # weak duality
+    # dual is r = -∇ℓ at the solution
+    f = prog.convex_fit(X, D, sol.U, sol.V)
+    np.testing.assert_allclose(sol.dual, prog.negative_loss_gradient(f, yy, loss), rtol=1e-12)
+
+
+def test_weak_duality_random_networks():
+    """γ(θ) ≤ 1/(2 P*(D)) when D contains the patterns of θ (θ's neurons give a feasible point)."""
+    for seed in range(3):
+        k1, k2 = jax.random.split(jax.random.PRNGKey(100 + seed))
+        X = jax.random.normal(k1, (N, DIM))
+        net = cr.init_network(DIM, P, scale=1.0, key=k2)
+        f = cr.forward(net, X)
+        y = jnp.where(f >= 0, 1.0, -1.0)
+        D = cr.neuron_patterns(net, X)
+        sol = cr.solve_max_margin(X, y, D)
+        gamma = float(cr.normalized_margin(net, X, y))
+        assert 0 < gamma <= (1 + 1e-5) / (2 * float(sol.value))
+
+
+@pytest.mark.slow
+def test_vmap_over_beta_equals_loop():
+    X, _, D, out = teacher_problem(3)
+    betas = jnp.array([0.02, 0.1, 0.5])
+    solve = lambda b: cr.solve_regularized(X, out, D, beta=b, loss="squared", tol=1e-6, throw=False)  # noqa: E731
+    batch = jax.vmap(solve)(betas)
+    assert batch.value.shape == (3,) and batch.U.shape == (3, P, DIM)
+    for i, b in enumerate(betas):
+        one = solve(b)
+        assert int(batch.status[i]) == SUCCESS == int(one.status)
+        np.testing.assert_allclose(batch.value[i], one.value, rtol=3e-6)
+
+
+def test_warm_start_reduces_iterations():
+    X, y, D = teacher_problem(4)[:3]
+    cold = cr.solve_max_margin(X, y, D)
+    again = cr.solve_max_margin(X, y, D, init=cold)
+    assert int(again.iterations) < int(cold.iterations)
+    np.testing.assert_allclose(again.value, cold.value, rtol=2e-6)
+
+
+@pytest.mark.slow
+def test_float32():
+    X, y, D = teacher_problem(0)[:3]
+    sol = cr.solve_max_margin(X.astype(jnp.float32), y.astype(jnp.float32), D)
+    assert sol.U.dtype == jnp.float32 and sol.value.dtype == jnp.float32
+    ref, *_ = max_margin_reference(X, y, D)
+    assert abs(float(sol.value) - ref) <= 1e-3 * ref
+
+
+def test_infeasible_ray_and_error():
+    # x2 = 2 x1 with opposite labels: every pattern treats them alike, no margin is possible
+    X = jnp.array([[1.0, 0.5], [2.0, 1.0], [0.3, -1.0], [-1.0, 0.2]])
+    y = jnp.array([1.0, -1.0, 1.0, -1.0])
+    D = _patterns(X, jax.random.normal(jax.random.PRNGKey(0), (2, 12)))
+    sol = cr.solve_max_margin(X, y, D, throw=False)
+    assert int(sol.status) == INFEASIBLE and sol.status_name == "infeasible"
+    mu = np.asarray(sol.dual)
+    assert np.all(mu >= 0) and abs(mu.sum() - 1) < 1e-12
+    assert float(prog.max_margin_infeasibility(X, y, D, sol.dual, sol.cone_dual)) <= 1e-6
+    assert not np.any(np.isnan(np.asarray(sol.U)))
+    with pytest.raises(ValueError, match="infeasible"):
+        cr.solve_max_margin(X, y, D)
+
+
+def test_max_iters_status_and_error():
+    X, y, D = teacher_problem(0)[:3]
+    sol = cr.solve_max_margin(X, y, D, max_iters=20, throw=False)
+    assert int(sol.status) == MAX_ITERS and int(sol.iterations) == 20
+    assert np.isfinite(float(sol.value)) and np.isfinite(float(sol.gap))
+    with pytest.raises(RuntimeError, match="max_iters"):
+        cr.solve_max_margin(X, y, D, max_iters=20)
+
+
+@pytest.mark.slow
+def test_throw_under_vmap_uses_error_if():
+    X, y, D = teacher_problem(0)[:3]
+    Ys = jnp.stack([y, y])
+    with pytest.raises(eqx.EquinoxRuntimeError):
+        jax.block_until_ready(jax.vmap(lambda yy: cr.solve_max_margin(X, yy, D, max_iters=20).value)(Ys))
+
+
+def test_bad_inputs():
+    X, y, D = teacher_problem(0)[:3]
+    with pytest.raises(ValueError, match="shape"):
+        cr.solve_max_margin(X, y[:-1], D)
+    with pytest.raises(ValueError, match="patterns"):
+        cr.solve_max_margin(X, y, D[:, :-1])
+    with pytest.raises(ValueError, match="±1"):
+        cr.solve_max_margin(X, y.at[0].set(0.0), D)
+    with pytest.raises(ValueError, match="NaN"):
+        cr.solve_max_margin(X.at[0, 0].set(jnp.nan), y, D)
+    with pytest.raises(ValueError, match="2-D"):
+        cr.solve_max_margin(X[0], y, D)
+    for beta in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="beta"):
+            cr.solve_regularized(X, y, D, beta=beta)
+    with pytest.raises(ValueError, match="loss"):
+        cr.solve_regularized(X, y, D, beta=0.1, loss="hinge")
+    with pytest.raises(ValueError, match="tol"):
+        cr.solve_max_margin(X, y, D, tol=0.0)
+    with pytest.raises(ValueError, match="max_iters"):
+        cr.solve_max_margin(X, y, D, max_iters=0)
+    with pytest.raises(TypeError, match="init"):
+        cr.solve_max_margin(X, y, D, init=X)
