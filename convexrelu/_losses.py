@@ -166,8 +166,10 @@ def smoothed_margin(net: Network, X, y, *, loss: LossName = "logistic") -> Float
 
     With the logistic loss, ``ℓ^{-1}(s) = -log(e^s - 1)``; with the exponential loss,
     ``ℓ^{-1}(s) = -log s``. Computed from ``log 𝓛`` so that it is finite and exact at 𝓛 = 1e-3000.
-    Satisfies ``γ̃ ≤ γ ≤ γ̃ + log n / ‖θ‖²`` (exponential loss; the logistic case is within
-    the same bound once 𝓛 < log 2). Meaningful once ``𝓛 < ℓ(0)``; above that it is negative.
+    Satisfies ``γ̃ ≤ γ ≤ γ̃ + log n / ‖θ‖²`` (exponential loss) and
+    ``γ̃ ≤ γ ≤ γ̃ + (log n + 𝓛) / ‖θ‖²`` (logistic loss, from ``𝓛 ≤ n e^{-q_min}`` and
+    ``ℓ^{-1}(s) ≥ -log s - s``; the ``+ 𝓛`` is needed). Meaningful once ``𝓛 < ℓ(0)``; above
+    that it is negative.
 
     Example:
         >>> gamma_tilde = smoothed_margin(net, X, y)

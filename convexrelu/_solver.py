@@ -1,6 +1,11 @@
-"""Native JAX solver of the convex programs: ADMM with an exact, structure-exploiting linear solve.
+"""Native JAX solvers of the convex programs: entry points, and ADMM with an exact linear solve.
 
-Algorithm (one instance; ``jax.vmap`` batches it). With ``z = (U, V)`` stacked as ``2p`` blocks
+The default method for the max-margin and squared-loss programs is the primal-dual
+interior-point method of :mod:`convexrelu._ipm` (Mehrotra predictor-corrector, Nesterov-Todd
+scaling, Woodbury normal equations); ADMM (below) solves the logistic-loss program, warm starts
+(``init=``), and takes over from an IPM run that stalls numerically.
+
+ADMM algorithm (one instance; ``jax.vmap`` batches it). With ``z = (U, V)`` stacked as ``2p`` blocks
 ``z_b ∈ R^d``, write each program as
 
     min  h(t) + F(w) + I_{≥0}(s)   s.t.  z = t,  G z = s,  A z = w,
@@ -50,6 +55,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from . import _programs as prog
+from ._ipm import ipm_solve
 from ._solution import (
     INFEASIBLE,
     MAX_ITERS,
@@ -68,6 +74,9 @@ _AA_REG = (1e-10, 1e-5)  # Tikhonov regularization of its least squares (float64
 _ADAPT = 2.0  # re-balance ρ when the residual ratio leaves [1/_ADAPT, _ADAPT]
 _ALPHA = 1.6  # over-relaxation (Boyd et al. 2011, §3.4.3; OSQP's default)
 _RHO_MIN, _RHO_MAX = 1e-6, 1e6
+_ADMM_MAX_ITERS = 50_000
+_IPM_MAX_ITERS = 500
+_METHODS = ("auto", "ipm", "admm")
 
 
 class _Fac(eqx.Module):
@@ -370,7 +379,9 @@ def _solve(X, y, D, beta, init, tol, infeasible_tol, max_iters, program: str, ch
     return c.U, c.V, c.dual, c.cone_dual, c.opt, c.status, c.k
 
 
-def _check_options(tol, max_iters, check_every, dtype):
+def _check_options(tol, max_iters, check_every, dtype, method="admm"):
+    if max_iters is None:
+        max_iters = _IPM_MAX_ITERS if method == "ipm" else _ADMM_MAX_ITERS
     if tol is None:
         tol = 1e-6 if jnp.finfo(dtype).bits >= 64 else 1e-4
     if not isinstance(tol, (int, float)) or not (0 < float(tol) < 1):
@@ -433,17 +444,43 @@ def _raise_or_flag(sol: ConvexSolution, throw: bool) -> ConvexSolution:
     return eqx.tree_at(lambda s: s.value, sol, value)
 
 
-def _run(X, y, D, beta, program, tol, max_iters, throw, init, check_every, infeasible_tol):
+def _pick_method(method, program, init):
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    if method == "auto":
+        return "admm" if (program == "regularized-logistic" or init is not None) else "ipm"
+    if method == "ipm" and program == "regularized-logistic":
+        raise ValueError("method='ipm' solves the max-margin and squared-loss programs; use 'admm' for the logistic loss")
+    if method == "ipm" and init is not None:
+        raise ValueError("method='ipm' does not warm start; use method='admm' (or 'auto') with init=")
+    return method
+
+
+def _run(X, y, D, beta, program, tol, max_iters, throw, init, check_every, infeasible_tol, method="auto"):
     n, d = X.shape
     p = D.shape[0]
-    tol, max_iters, check_every = _check_options(tol, max_iters, check_every, X.dtype)
+    method = _pick_method(method, program, init)
+    tol_, max_iters_, check_every = _check_options(tol, max_iters, check_every, X.dtype, method)
     init_arrs = _check_init(init, program, p, d, n, X.dtype)
-    itol = tol if infeasible_tol is None else float(infeasible_tol)
+    itol = tol_ if infeasible_tol is None else float(infeasible_tol)
     dt = X.dtype
-    U, V, dual, nu, opt, status, k = _solve(
-        X, y, D, jnp.asarray(beta, dt), init_arrs, jnp.asarray(tol, dt), jnp.asarray(itol, dt),
-        jnp.asarray(max_iters, jnp.int32), program, check_every,
-    )
+    if method == "ipm":
+        U, V, dual, nu, opt, status, k = ipm_solve(
+            X, y, D, jnp.asarray(beta, dt), jnp.asarray(tol_, dt), jnp.asarray(itol, dt),
+            jnp.asarray(max_iters_, jnp.int32), program,
+        )
+        # a stalled interior-point run (e.g. a nearly infeasible max-margin program, whose Farkas
+        # ray the IPM's dual iterate has not yet validated) is handed to ADMM, which returns the
+        # certificate or the optimum; only possible with concrete (not traced) status
+        if is_concrete(status) and np.any(np.asarray(status) == NUMERICAL_ERROR):
+            sol = _run(X, y, D, beta, program, tol, max_iters, False, None, check_every, infeasible_tol, "admm")
+            sol = eqx.tree_at(lambda s: s.iterations, sol, sol.iterations + k)
+            return _raise_or_flag(sol, throw)
+    else:
+        U, V, dual, nu, opt, status, k = _solve(
+            X, y, D, jnp.asarray(beta, dt), init_arrs, jnp.asarray(tol_, dt), jnp.asarray(itol, dt),
+            jnp.asarray(max_iters_, jnp.int32), program, check_every,
+        )
     sol = ConvexSolution(
         U=U, V=V, patterns=D, value=opt.value, dual=dual, cone_dual=nu, gap=opt.gap,
         residual=opt.residual, status=status, iterations=k, beta=jnp.asarray(beta, dt), program=program,
@@ -457,11 +494,12 @@ def solve_max_margin(
     D: Bool[Array, "p n"],
     *,
     tol: float | None = None,
-    max_iters: int = 50_000,
+    max_iters: int | None = None,
     throw: bool = True,
     init: ConvexSolution | None = None,
     check_every: int = 10,
     infeasible_tol: float | None = None,
+    method: Literal["auto", "ipm", "admm"] = "auto",
 ) -> ConvexSolution:
     """Solve the convex max-margin program on the patterns ``D`` (Wang & Pilanci 2021).
 
@@ -469,19 +507,27 @@ def solve_max_margin(
                                           (2D_j - 1) ⊙ X v_j ≥ 0.
 
     The best normalized margin of a network whose neurons use these patterns is ``1/(2P*)``.
-    ADMM with an exact Woodbury linear solve (see the module docstring); jitted, works in
-    float32 and float64 and under ``jax.vmap`` (problems of the same shape).
+    By default a primal-dual interior-point method with a structure-exploiting Woodbury
+    normal-equation solve (:mod:`convexrelu._ipm`, 20-60 iterations); ``method="admm"`` (or a warm
+    start ``init=``) selects ADMM with an exact Woodbury linear solve (the module docstring).
+    Jitted, works in float32 and float64 and under ``jax.vmap`` (problems of the same shape).
 
     Args:
         X: data ``(n, d)``. y: labels ``(n,)`` in {-1, +1}. D: boolean patterns ``(p, n)``.
         tol: stop when the relative duality gap and the relative constraint violation
             (:func:`convexrelu._programs.optimality`) are both ``≤ tol``; default ``1e-6`` in
             float64, ``1e-4`` in float32.
-        max_iters: iteration limit (status ``max_iters`` beyond it).
+        max_iters: iteration limit (status ``max_iters`` beyond it); default 500 for the
+            interior-point method, 50 000 for ADMM.
         throw: raise on any status but ``optimal`` (``ValueError`` when infeasible,
             ``RuntimeError`` otherwise; ``EquinoxRuntimeError`` under ``jit``/``vmap``).
-        init: a previous :class:`ConvexSolution` of a problem of the same shape (warm start).
-        check_every: iterations between optimality checks.
+        init: a previous :class:`ConvexSolution` of a problem of the same shape (warm start;
+            ADMM only: interior-point methods do not warm start, so ``"auto"`` picks ADMM).
+        check_every: ADMM iterations between optimality checks (the IPM checks every iteration).
+        method: ``"ipm"`` (interior point), ``"admm"``, or ``"auto"`` (default): the IPM unless
+            ``init`` is given. An IPM run that stalls numerically (status ``numerical_error``,
+            e.g. on a nearly infeasible program) is re-solved by ADMM when the status is concrete
+            (not under ``jit``/``vmap``); the iteration count then adds both.
         infeasible_tol: Farkas-residual threshold (default ``tol``): a multiplier ray with
             :func:`convexrelu._programs.max_margin_infeasibility` ``≤ infeasible_tol`` proves
             ``P* ≥ 1/(infeasible_tol · max_i ‖x_i‖)`` and is reported as infeasible.
@@ -503,7 +549,7 @@ def solve_max_margin(
     """
     X, y = check_Xy(X, y)
     D = check_patterns(D, X.shape[0])
-    return _run(X, y, D, 0.0, "max-margin", tol, max_iters, throw, init, check_every, infeasible_tol)
+    return _run(X, y, D, 0.0, "max-margin", tol, max_iters, throw, init, check_every, infeasible_tol, method)
 
 
 def solve_regularized(
@@ -514,18 +560,21 @@ def solve_regularized(
     beta,
     loss: Literal["squared", "logistic"] = "squared",
     tol: float | None = None,
-    max_iters: int = 50_000,
+    max_iters: int | None = None,
     throw: bool = True,
     init: ConvexSolution | None = None,
     check_every: int = 10,
+    method: Literal["auto", "ipm", "admm"] = "auto",
 ) -> ConvexSolution:
     """Solve the regularized convex program (Pilanci & Ergen 2020; Wang, Lacotte & Pilanci 2021).
 
         min ℓ(Σ_j D_j X (u_j - v_j), y) + β Σ_j ‖u_j‖ + ‖v_j‖  s.t.  u_j, v_j ∈ K_j,
 
     ``ℓ = ½ Σ (f - y)²`` (``loss="squared"``, real targets) or ``Σ log(1 + e^{-y f})``
-    (``loss="logistic"``, labels ±1). Same algorithm, options and guarantees as
-    :func:`solve_max_margin`; ``beta`` may be a traced scalar (``jax.vmap`` over a grid of β).
+    (``loss="logistic"``, labels ±1). Same options and guarantees as :func:`solve_max_margin`;
+    ``method="auto"`` uses the interior-point method for the squared loss and ADMM for the
+    logistic loss (and whenever ``init`` is given; ``method="ipm"`` with the logistic loss is a
+    ``ValueError``). ``beta`` may be a traced scalar (``jax.vmap`` over a grid of β).
 
     Returns:
         A :class:`ConvexSolution` (``program = "regularized-<loss>"``) whose ``dual`` is
@@ -552,4 +601,4 @@ def solve_regularized(
         raise ValueError(f"beta must be a scalar (vmap over a batch of β), got shape {b.shape}")
     if is_concrete(b) and not (np.isfinite(float(b)) and float(b) > 0):
         raise ValueError(f"beta must be a finite positive number, got {float(b)!r}")
-    return _run(X, y, D, beta, f"regularized-{loss}", tol, max_iters, throw, init, check_every, None)
+    return _run(X, y, D, beta, f"regularized-{loss}", tol, max_iters, throw, init, check_every, None, method)

@@ -102,7 +102,7 @@ class TrainResult(eqx.Module):
 def _outputs(W, a, X, *, r, m):
     """Activation mask ``1[X W > 0]`` (n, R) (bool) and per-run outputs ``F`` (n, r)."""
     Z = X @ W
-    F = jnp.sum((jax.nn.relu(Z) * a).reshape(Z.shape[0], r, m), axis=-1)
+    F = jnp.sum((jax.nn.relu(Z) * a).reshape(Z.shape[0], m, r), axis=1)
     return Z > 0, F
 
 
@@ -131,31 +131,32 @@ def _grads(W, a, mask, gF, X, *, r, m):
     ``∂/∂a_j = Σ_i g_i relu(x_iᵀ w_j) = w_jᵀ M[:, j]``; one product serves both.
     """
     n = mask.shape[0]
-    P = jnp.where(mask.reshape(n, r, m), gF[:, :, None], jnp.zeros((), gF.dtype)).reshape(n, r * m)
+    P = jnp.where(mask.reshape(n, m, r), gF[:, None, :], jnp.zeros((), gF.dtype)).reshape(n, m * r)
     M = X.T @ P
     return M * a, jnp.sum(W * M, axis=0)
 
 
 def _per_neuron(v, m):
-    """Per-run values (r,) -> per-neuron values (r·m,) of the fused network (a broadcast)."""
-    return jnp.broadcast_to(v[:, None], (v.shape[0], m)).reshape(-1)
+    """Per-run values (r,) -> per-neuron values (m·r,) of the fused network (a broadcast)."""
+    return jnp.broadcast_to(v[None, :], (m, v.shape[0])).reshape(-1)
 
 
 def _to_runs(W, a, *, r, m):
-    """Fused ``(d, r·m), (r·m,)`` -> a batched Network ``(r, d, m), (r, m)``."""
+    """Fused group ``(d, m·r), (m·r,)`` (run index minor) -> batched ``(r, d, m), (r, m)``."""
     d = W.shape[0]
-    return Network(jnp.transpose(W.reshape(d, r, m), (1, 0, 2)), a.reshape(r, m))
+    return Network(jnp.transpose(W.reshape(d, m, r), (2, 0, 1)), a.reshape(m, r).T)
 
 
 def _from_runs(net, *, r, m):
-    """A batched Network ``(r, d, m), (r, m)`` -> fused ``(d, r·m), (r·m,)``."""
+    """Batched ``(r, d, m), (r, m)`` -> fused group ``(d, m·r), (m·r,)``: neuron ``i`` of run ``k``
+    is column ``i·r + k``, so per-run reductions over ``m`` run along a major axis (vectorized)."""
     d = net.W1.shape[1]
-    return jnp.transpose(net.W1, (1, 0, 2)).reshape(d, r * m), net.w2.reshape(r * m)
+    return jnp.transpose(net.W1, (1, 2, 0)).reshape(d, m * r), net.w2.T.reshape(m * r)
 
 
 def _norm_sq(W, a, *, r, m):
     d = W.shape[0]
-    return jnp.sum((W * W).reshape(d, r, m), axis=(0, 2)) + jnp.sum((a * a).reshape(r, m), axis=1)
+    return jnp.sum((W * W).reshape(d, m, r), axis=(0, 1)) + jnp.sum((a * a).reshape(m, r), axis=0)
 
 
 def _train_group(W, a, X, y, alpha, alpha_max, step0, opt_state, *, r, m, steps, record_every, schedule, loss, optimizer):
@@ -189,9 +190,9 @@ def _train_group(W, a, X, y, alpha, alpha_max, step0, opt_state, *, r, m, steps,
         log_L_new = _log_losses(F_new, y, loss)
         if loss_based:
             # Accept iff the loss went down (compared in log space); otherwise undo the step.
-            # A step that overflows the parameters or ‖θ‖² is refused like any other bad step.
+            # A step that overflows θ, ‖θ‖² or f is refused like any other bad step.
             nsq_new = _norm_sq(W_new, a_new, r=r, m=m)
-            ok = (log_L_new < log_L) & jnp.isfinite(nsq_new)
+            ok = (log_L_new < log_L) & jnp.isfinite(nsq_new) & jnp.isfinite(log_L_new)
             okc = _per_neuron(ok, m)
             W_new = jnp.where(okc, W_new, W)
             a_new = jnp.where(okc, a_new, a)
@@ -236,7 +237,7 @@ def _train_group(W, a, X, y, alpha, alpha_max, step0, opt_state, *, r, m, steps,
         last = record(carry)
         hist = jax.tree.map(lambda h, x: jnp.concatenate([h, x[None]], axis=0), hist, last)
     W, a, _, F, log_L, alpha, opt_state, step, _ = carry
-    finite = jnp.all(jnp.isfinite(W.reshape(-1, r, m)), axis=(0, 2)) & jnp.all(jnp.isfinite(a.reshape(r, m)), axis=1)
+    finite = jnp.all(jnp.isfinite(W.reshape(-1, m, r)), axis=(0, 1)) & jnp.all(jnp.isfinite(a.reshape(m, r)), axis=0)
     diverged = ~(finite & jnp.isfinite(log_L))
     return W, a, alpha, step, opt_state, hist, diverged
 
@@ -252,34 +253,37 @@ def _group_size(r: int, n: int, m: int) -> int:
 
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)  # counts traces; tests assert no retracing
-def _train_fused(W, a, X, y, alpha, alpha_max, step0, opt_state, *, r, m, group, steps, record_every, schedule, loss, optimizer):
-    """Train ``r`` fused runs ``W (d, r·m)``, ``a (r·m,)`` in ``r // group`` groups of ``group`` runs.
+def _train_fused(W1, w2, X, y, alpha, alpha_max, step0, opt_state, *, group, steps, record_every, schedule, loss, optimizer):
+    """Train ``r`` runs ``W1 (r, d, m)``, ``w2 (r, m)`` in ``r // group`` fused groups of ``group`` runs.
 
     Each group is one fused network trained for all ``steps`` (``lax.map`` over groups, one
     after another), so its ``(n, group·m)`` activations stay in cache for the whole trajectory;
-    one huge fused network would stream them through memory at every step.
+    one huge fused network would stream them through memory at every step. Returns the final
+    ``W1, w2, alpha, step, opt_state``, the history tuple with fields ``(k, r)`` and ``diverged (r,)``.
     """
-    kw = dict(r=group, m=m, steps=steps, record_every=record_every, schedule=schedule, loss=loss, optimizer=optimizer)
+    r, d, m = W1.shape
     num = r // group
-    d = W.shape[0]
-    if num == 1:
-        return _train_group(W, a, X, y, alpha, alpha_max, step0, opt_state, **kw)
-    Wg = jnp.transpose(W.reshape(d, num, group * m), (1, 0, 2))
-    ag = a.reshape(num, group * m)
-    alphag = alpha.reshape(num, group)
-    optg = jax.tree.map(lambda s: s.reshape((num, group) + s.shape[1:]), opt_state)
+    kw = dict(r=group, m=m, steps=steps, record_every=record_every, schedule=schedule, loss=loss, optimizer=optimizer)
+    split = lambda t: jax.tree.map(lambda s: s.reshape((num, group) + s.shape[1:]), t)  # noqa: E731
+    Wg, ag = jax.vmap(lambda n: _from_runs(n, r=group, m=m))(split(Network(W1, w2)))
 
     def one(args):
         Wi, ai, alphai, opti = args
         return _train_group(Wi, ai, X, y, alphai, alpha_max, step0, opti, **kw)
 
-    W, a, alpha, step, opt_state, hist, diverged = jax.lax.map(one, (Wg, ag, alphag, optg))
-    W = jnp.transpose(W, (1, 0, 2)).reshape(d, r * m)
-    opt_state = jax.tree.map(lambda s: s.reshape((r,) + s.shape[2:]), opt_state)
-    step_h, *rest = hist
+    args = (Wg, ag, alpha.reshape(num, group), split(opt_state))
+    if num == 1:
+        out = jax.tree.map(lambda v: v[None], one(jax.tree.map(lambda v: v[0], args)))
+    else:
+        out = jax.lax.map(one, args)
+    W, a, alpha, step, opt_state, hist, diverged = out
+    net = jax.vmap(lambda Wi, ai: _to_runs(Wi, ai, r=group, m=m))(W, a)
+    merge = lambda t: jax.tree.map(lambda s: s.reshape((r,) + s.shape[2:]), t)  # noqa: E731
+    step_h, *rest = hist  # (num, k) and (num, k, group)
     rest = [jnp.transpose(h, (1, 0, 2)).reshape(h.shape[1], r) for h in rest]
     hist = (step_h[0], *rest)
-    return W, a.reshape(r * m), alpha.reshape(r), step[0], opt_state, hist, diverged.reshape(r)
+    net = merge(net)
+    return net.W1, net.w2, alpha.reshape(r), step[0], merge(opt_state), hist, diverged.reshape(r)
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,7 +322,10 @@ def _check_state(state, *, batch, dtype):
 
 
 def _check_data(net, X, y, *, batched):
-    X, y = check_Xy(X, y)
+    # Concrete X, y are checked eagerly even when train is traced by an outer jit/vmap (without
+    # this, the checks' jnp ops on concrete arrays would themselves be traced).
+    with jax.ensure_compile_time_eval():
+        X, y = check_Xy(X, y)
     if batched:
         if net.W1.ndim != 3 or net.w2.ndim != 2 or net.W1.shape[0] != net.w2.shape[0]:
             raise ValueError(
@@ -396,7 +403,6 @@ def train(
     """
     record_every = _check_options(steps, record_every, schedule, loss, lr, optimizer, max_alpha)
     X, y = _check_data(net, X, y, batched=False)
-    m = net.W1.shape[1]
     if state is None:
         state = TrainState(
             jnp.asarray(0),
@@ -407,16 +413,14 @@ def train(
         state = _check_state(state, batch=None, dtype=X.dtype)
     opt_state = None if optimizer is None else jax.tree.map(lambda s: jnp.asarray(s)[None], state.opt_state)
     W, a, alpha, step, opt_state, hist, diverged = _train_fused(
-        net.W1,
-        net.w2,
+        net.W1[None],
+        net.w2[None],
         X,
         y,
         state.alpha[None],
         jnp.asarray(max_alpha, X.dtype),
         state.step,
         opt_state,
-        r=1,
-        m=m,
         group=1,
         steps=steps,
         record_every=record_every,
@@ -427,7 +431,7 @@ def train(
     step_h, log_L, margin, smooth, nsq, log_eta, rejected = hist
     history = TrainHistory(step_h, log_L[:, 0], margin[:, 0], smooth[:, 0], nsq[:, 0], log_eta[:, 0], rejected[:, 0])
     opt_state = None if optimizer is None else jax.tree.map(lambda s: s[0], opt_state)
-    return TrainResult(Network(W, a), history, TrainState(step, alpha[0], opt_state), diverged[0])
+    return TrainResult(Network(W[0], a[0]), history, TrainState(step, alpha[0], opt_state), diverged[0])
 
 
 def train_many(
@@ -490,19 +494,16 @@ def train_many(
         )
     else:
         state = _check_state(state, batch=r, dtype=X.dtype)
-    W, a = _from_runs(nets, r=r, m=m)
     # all runs share the step counter (they take the same number of steps)
     W, a, alpha, step, opt_state, hist, diverged = _train_fused(
-        W,
-        a,
+        nets.W1,
+        nets.w2,
         X,
         y,
         state.alpha,
         jnp.asarray(max_alpha, X.dtype),
         state.step[0],
         state.opt_state,
-        r=r,
-        m=m,
         group=_group_size(r, X.shape[0], m) if group_size is None else group_size,
         steps=steps,
         record_every=record_every,
@@ -522,4 +523,4 @@ def train_many(
         rejected.T,
     )
     new_state = TrainState(jnp.full((r,), step), alpha, opt_state)
-    return TrainResult(_to_runs(W, a, r=r, m=m), history, new_state, diverged)
+    return TrainResult(Network(W, a), history, new_state, diverged)

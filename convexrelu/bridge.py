@@ -17,8 +17,8 @@ forbids parameter × parameter products, so ``X``, ``y`` and ``D`` are not param
 the layers compute the blocks from them in JAX, so gradients reach ``X`` (and ``β``) by the
 chain rule. Re-solving for new data reuses the compiled problem.
 
-- :func:`solve_with_cvxpy` solves one problem with a cvxpy solver (Clarabel by default) and
-  returns the same :class:`~convexrelu.ConvexSolution` as the native solver.
+- :func:`solve_with_cvxpy` solves one problem with a cvxpy solver (Clarabel by default), with
+  the data as constants (linear compile cost at any size), and returns the same :class:`~convexrelu.ConvexSolution` as the native solver.
 - :func:`max_margin_layer`, :func:`regularized_layer` wrap ``cvxpylayers.jax.CvxpyLayer``:
   callables ``(X, y, D[, beta]) -> (U, V)`` differentiable in ``X`` and ``beta``;
   :func:`optimal_value` is the optimal value as a differentiable function of ``X`` and ``β``.
@@ -73,15 +73,18 @@ class Formulation:
             dual values are ``(p·n,)`` vectors ordered ``j·n + i``.
     """
 
-    def __init__(self, name: str, n: int, d: int, p: int):
+    def __init__(self, name: str, n: int, d: int, p: int, *, data=None):
         import cvxpy as cp
         import scipy.sparse as sps
 
         self.name, self.n, self.d, self.p = name, n, d, p
         U, V = cp.Variable((p, d), name="U"), cp.Variable((p, d), name="V")
         tU, tV = cp.Variable(p, name="tU"), cp.Variable(p, name="tV")
-        A = cp.Parameter((n, p * d), name="A")  # A[i, j d + k] = D_ji X_ik (× y_i when labelled)
-        C = cp.Parameter((p * n, d), name="C")  # C[j n + i, k] = S_ji X_ik
+        if data is None:  # DPP: the data enter as parameters
+            A = cp.Parameter((n, p * d), name="A")  # A[i, j d + k] = D_ji X_ik (× y_i when labelled)
+            C = cp.Parameter((p * n, d), name="C")  # C[j n + i, k] = S_ji X_ik
+        else:  # the same program with the data as constants (fast to compile at any size)
+            A, C = data["A"], data["C"]
         R = sps.kron(sps.eye(p), np.ones((n, 1)), format="csr")  # (p n, p): row j n + i picks block j
         w = cp.vec(U, order="C") - cp.vec(V, order="C")  # (p d,), block j at j d : (j+1) d
         fit = A @ w
@@ -99,22 +102,22 @@ class Formulation:
             problem = cp.Problem(cp.Minimize(penalty), [self.margin, *self.cones, *socs])
             params = [A, C]
         else:
-            beta = cp.Parameter(nonneg=True, name="beta")
-            self.beta = beta
+            beta = cp.Parameter(nonneg=True, name="beta") if data is None else data["beta"]
+            self.beta = beta if data is None else None
             if name == "regularized-squared":
-                y = cp.Parameter(n, name="y")
-                self.y = y
-                data = 0.5 * cp.sum_squares(fit - y)
+                y = cp.Parameter(n, name="y") if data is None else data["y"]
+                self.y = y if data is None else None
+                data_term = 0.5 * cp.sum_squares(fit - y)
                 params = [A, y, C, beta]
             elif name == "regularized-logistic":
-                data = cp.sum(cp.logistic(-fit))  # A carries y: Σ log(1 + e^{−y f})
+                data_term = cp.sum(cp.logistic(-fit))  # A carries y: Σ log(1 + e^{−y f})
                 params = [A, C, beta]
             else:
                 raise ValueError(f"unknown program {name!r}")
-            problem = cp.Problem(cp.Minimize(data + beta * penalty), [*self.cones, *socs])
-        if not problem.is_dpp():  # pragma: no cover - guards the formulation itself
+            problem = cp.Problem(cp.Minimize(data_term + beta * penalty), [*self.cones, *socs])
+        if data is None and not problem.is_dpp():  # pragma: no cover - guards the formulation itself
             raise AssertionError(f"the {name} formulation is not DPP")
-        self.problem, self.parameters = problem, params
+        self.problem, self.parameters = problem, params if data is None else []
         self.A, self.C = A, C
         self.U, self.V, self.tU, self.tV = U, V, tU, tV
 
@@ -260,8 +263,9 @@ def solve_with_cvxpy(
 
     Max-margin: ``P* = min Σ_j ‖u_j‖ + ‖v_j‖  s.t.  y ⊙ Σ_j D_j ⊙ X(u_j − v_j) ≥ 1, u_j, v_j ∈ K_j``
     (Wang & Pilanci, arXiv 2110.06488). Regularized: ``min ℓ(f, y) + β Σ_j ‖u_j‖ + ‖v_j‖,
-    u_j, v_j ∈ K_j`` (Pilanci & Ergen, arXiv 2002.10553). The compiled DPP problem is cached per
-    ``(program, n, d, p)``, so repeated solves at one size skip cvxpy's compilation.
+    u_j, v_j ∈ K_j`` (Pilanci & Ergen, arXiv 2002.10553). The problem is built with the data as
+    constants (the same expressions as the DPP :class:`Formulation` of the layers), so cvxpy's
+    compilation is linear in the problem size.
 
     Args:
         X: data ``(n, d)``. y: labels ``(n,)`` in {−1, +1} (real targets allowed for
@@ -310,13 +314,10 @@ def solve_with_cvxpy(
     Dn = np.asarray(Dj, dtype=np.float64)
     (n, d), p = Xn.shape, Dn.shape[0]
     bn = 0.0 if bj is None else float(bj)
-    form = formulation(name, n=n, d=d, p=p)
     A, C = _blocks(Xn, yn, Dn, name)
-    form.A.value, form.C.value = A, C
-    if form.y is not None:
-        form.y.value = yn
-    if form.beta is not None:
-        form.beta.value = bn
+    # constants, not the DPP parameters: cvxpy's parametric canonicalization of the cone rows grows
+    # as (p n d)², which does not fit in memory past p·n ≈ 10^4; with constants it is linear.
+    form = Formulation(name, n, d, p, data={"A": A, "C": C, "y": yn, "beta": bn})
     if solver.upper() == "CLARABEL":  # tighter than Clarabel's 1e-8: the exp cone needs it for 1e-8 gaps
         solver_options = {**_CLARABEL_TOLERANCES, **solver_options}
     try:

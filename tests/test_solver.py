@@ -1,4 +1,7 @@
-"""The native ADMM solver against cvxpy + Clarabel, duality, batching, warm starts, failures."""
+"""The native solvers (interior point by default, ADMM) against cvxpy + Clarabel, duality,
+batching, warm starts, failures. One problem shape, so each program compiles once per method."""
+
+import functools
 
 import equinox as eqx
 import jax
@@ -19,6 +22,7 @@ def _patterns(X, gates):
     return (X @ gates).T >= 0  # (p, n); duplicates are allowed (redundant blocks)
 
 
+@functools.cache
 def teacher_problem(seed):
     """Teacher-network labels; the teacher's own gates are among the patterns (feasible)."""
     k1, k2, k3, k4 = jax.random.split(jax.random.PRNGKey(seed), 4)
@@ -63,21 +67,22 @@ def test_regularized_matches_clarabel(loss):
     key = jax.random.PRNGKey(5)
     yy = out + 0.1 * jax.random.normal(key, (N,)) if loss == "squared" else y
     beta = 0.05
-    sol = cr.solve_regularized(X, yy, D, beta=beta, loss=loss)
+    tol = 1e-6
+    sol = cr.solve_regularized(X, yy, D, beta=beta, loss=loss, tol=tol)
     ref, *_ = regularized_reference(X, yy, D, beta=beta, loss=loss)
     assert sol.status == SUCCESS and sol.program == f"regularized-{loss}"
-    assert abs(float(sol.value) - ref) <= 2e-6 * max(1.0, abs(ref))
-    assert float(sol.residual) <= 1e-6 and float(sol.gap) <= 1e-6
+    assert abs(float(sol.value) - ref) <= 2 * tol * max(1.0, abs(ref))
+    assert float(sol.residual) <= tol and float(sol.gap) <= tol
     dual = prog.regularized_dual_objective(X, yy, D, sol.dual, sol.cone_dual, beta=beta, loss=loss)
     assert float(dual) <= ref + 1e-9  # weak duality
     # dual is r = -∇ℓ at the solution
     f = prog.convex_fit(X, D, sol.U, sol.V)
-    np.testing.assert_allclose(sol.dual, prog.negative_loss_gradient(f, yy, loss), rtol=1e-12)
+    np.testing.assert_allclose(sol.dual, prog.negative_loss_gradient(f, yy, loss), rtol=1e-10, atol=1e-12)
 
 
 def test_weak_duality_random_networks():
     """γ(θ) ≤ 1/(2 P*(D)) when D contains the patterns of θ (θ's neurons give a feasible point)."""
-    for seed in range(3):
+    for seed in range(2):
         k1, k2 = jax.random.split(jax.random.PRNGKey(100 + seed))
         X = jax.random.normal(k1, (N, DIM))
         net = cr.init_network(DIM, P, scale=1.0, key=k2)
@@ -89,23 +94,36 @@ def test_weak_duality_random_networks():
         assert 0 < gamma <= (1 + 1e-5) / (2 * float(sol.value))
 
 
-@pytest.mark.slow
+def test_ipm_matches_admm():
+    X, y, D = teacher_problem(0)[:3]
+    ipm = cr.solve_max_margin(X, y, D, method="ipm")
+    admm = cr.solve_max_margin(X, y, D, method="admm")
+    assert ipm.ok and admm.ok
+    assert int(ipm.iterations) < 100 < int(admm.iterations)
+    np.testing.assert_allclose(ipm.value, admm.value, rtol=2e-6)
+    # both dual bounds are valid for both primal values (weak duality across methods)
+    for a, b in ((ipm, admm), (admm, ipm)):
+        dual = prog.max_margin_dual_objective(X, y, D, a.dual, a.cone_dual)
+        assert float(dual) <= float(b.value) * (1 + 1e-9)
+
+
 def test_vmap_over_beta_equals_loop():
     X, _, D, out = teacher_problem(3)
-    betas = jnp.array([0.02, 0.1, 0.5])
-    solve = lambda b: cr.solve_regularized(X, out, D, beta=b, loss="squared", tol=1e-6, throw=False)  # noqa: E731
+    betas = jnp.array([0.02, 0.5])
+    solve = lambda b: cr.solve_regularized(X, out, D, beta=b, loss="squared", throw=False)  # noqa: E731
     batch = jax.vmap(solve)(betas)
-    assert batch.value.shape == (3,) and batch.U.shape == (3, P, DIM)
+    assert batch.value.shape == (2,) and batch.U.shape == (2, P, DIM)
     for i, b in enumerate(betas):
         one = solve(b)
         assert int(batch.status[i]) == SUCCESS == int(one.status)
         np.testing.assert_allclose(batch.value[i], one.value, rtol=3e-6)
+        assert float(batch.gap[i]) <= 1e-6 and float(batch.residual[i]) <= 1e-6
 
 
 def test_warm_start_reduces_iterations():
     X, y, D = teacher_problem(4)[:3]
-    cold = cr.solve_max_margin(X, y, D)
-    again = cr.solve_max_margin(X, y, D, init=cold)
+    cold = cr.solve_max_margin(X, y, D, method="admm")
+    again = cr.solve_max_margin(X, y, D, init=cold)  # "auto" warm-starts with ADMM
     assert int(again.iterations) < int(cold.iterations)
     np.testing.assert_allclose(again.value, cold.value, rtol=2e-6)
 
@@ -113,19 +131,23 @@ def test_warm_start_reduces_iterations():
 @pytest.mark.slow
 def test_float32():
     X, y, D = teacher_problem(0)[:3]
-    sol = cr.solve_max_margin(X.astype(jnp.float32), y.astype(jnp.float32), D)
+    sol = cr.solve_max_margin(X.astype(jnp.float32), y.astype(jnp.float32), D, method="ipm")
     assert sol.U.dtype == jnp.float32 and sol.value.dtype == jnp.float32
+    assert sol.ok and float(sol.gap) <= 1e-4 and float(sol.residual) <= 1e-4
     ref, *_ = max_margin_reference(X, y, D)
     assert abs(float(sol.value) - ref) <= 1e-3 * ref
 
 
 def test_infeasible_ray_and_error():
-    # x2 = 2 x1 with opposite labels: every pattern treats them alike, no margin is possible
-    X = jnp.array([[1.0, 0.5], [2.0, 1.0], [0.3, -1.0], [-1.0, 0.2]])
-    y = jnp.array([1.0, -1.0, 1.0, -1.0])
-    D = _patterns(X, jax.random.normal(jax.random.PRNGKey(0), (2, 12)))
+    # x1 = 2 x0 with opposite labels: every pattern treats them alike, no margin is possible
+    # (same shape as the other problems: no new compilation)
+    X, y, _, _ = teacher_problem(0)
+    X = X.at[1].set(2.0 * X[0])
+    y = y.at[1].set(-y[0])
+    D = _patterns(X, jax.random.normal(jax.random.PRNGKey(0), (DIM, P)))
     sol = cr.solve_max_margin(X, y, D, throw=False)
     assert int(sol.status) == INFEASIBLE and sol.status_name == "infeasible"
+    assert int(sol.iterations) < 50  # the interior-point dual iterate gave the ray (no ADMM fallback)
     mu = np.asarray(sol.dual)
     assert np.all(mu >= 0) and abs(mu.sum() - 1) < 1e-12
     assert float(prog.max_margin_infeasibility(X, y, D, sol.dual, sol.cone_dual)) <= 1e-6
@@ -136,11 +158,11 @@ def test_infeasible_ray_and_error():
 
 def test_max_iters_status_and_error():
     X, y, D = teacher_problem(0)[:3]
-    sol = cr.solve_max_margin(X, y, D, max_iters=20, throw=False)
-    assert int(sol.status) == MAX_ITERS and int(sol.iterations) == 20
+    sol = cr.solve_max_margin(X, y, D, max_iters=3, throw=False)
+    assert int(sol.status) == MAX_ITERS and int(sol.iterations) == 3
     assert np.isfinite(float(sol.value)) and np.isfinite(float(sol.gap))
     with pytest.raises(RuntimeError, match="max_iters"):
-        cr.solve_max_margin(X, y, D, max_iters=20)
+        cr.solve_max_margin(X, y, D, max_iters=3)
 
 
 @pytest.mark.slow
@@ -148,7 +170,7 @@ def test_throw_under_vmap_uses_error_if():
     X, y, D = teacher_problem(0)[:3]
     Ys = jnp.stack([y, y])
     with pytest.raises(eqx.EquinoxRuntimeError):
-        jax.block_until_ready(jax.vmap(lambda yy: cr.solve_max_margin(X, yy, D, max_iters=20).value)(Ys))
+        jax.block_until_ready(jax.vmap(lambda yy: cr.solve_max_margin(X, yy, D, max_iters=3).value)(Ys))
 
 
 def test_bad_inputs():
@@ -174,3 +196,7 @@ def test_bad_inputs():
         cr.solve_max_margin(X, y, D, max_iters=0)
     with pytest.raises(TypeError, match="init"):
         cr.solve_max_margin(X, y, D, init=X)
+    with pytest.raises(ValueError, match="method"):
+        cr.solve_max_margin(X, y, D, method="newton")
+    with pytest.raises(ValueError, match="logistic"):
+        cr.solve_regularized(X, y, D, beta=0.1, loss="logistic", method="ipm")

@@ -1,0 +1,431 @@
+"""Primal-dual interior-point solver of the max-margin and squared-loss convex programs.
+
+Conic form (CVXOPT ``coneqp``; Vandenberghe 2010, "The CVXOPT linear and quadratic cone program
+solvers"; Domahidi, Chu & Boyd, ECOS, 2013). With ``2p`` blocks ``b`` (``u_j`` then ``v_j``), each
+carrying ``x_b = (t_b, z_b) ∈ R^{1+d}``, solve
+
+    min ½ xᵀPx + cᵀx   s.t.   G x + s = h,   s ∈ K = R_+^{n_m} × R_+^{2p n} × Π_b SOC_{d+1},
+
+* max-margin: ``c = (1 on t)``, ``P = 0``; margin rows ``y ⊙ A z ≥ 1`` (``n_m = n``);
+* squared loss: ``½‖A z - y‖² + β Σ t_b``: ``P = AᵀA`` on ``z``, ``c = (β on t, -Aᵀy on z)``,
+  no margin rows;
+* cone rows ``S_j ⊙ X z_b ≥ 0`` (``S = 2D - 1``) and second-order cones ``t_b ≥ ‖z_b‖``,
+
+where ``A z = Σ_j D_j ⊙ X (u_j - v_j)`` is the fit. Mehrotra predictor-corrector with
+Nesterov-Todd scaling ``W`` (``W s = W⁻¹ z = λ``); the step is found from the normal equations
+
+    N Δx = (P + Gᵀ W² G) Δx = rhs,     N = Bdiag + Aᵀ Ω A,
+
+because the cone rows and the cones act on one block each: ``B_b = W_b² + [0, 0; 0, Xᵀ diag(w_b) X]``
+(``w_b`` the cone rows' scaling, ``S² = 1``; all ``2p`` blocks with one GEMM), and the margin rows
+(``Ω = diag(z_m / s_m)``) and ``P = AᵀA`` (``Ω = I``) couple the blocks only through the ``n``
+samples. Woodbury with the well-conditioned capacitance ``C = I + Ω½ A B⁻¹ Aᵀ Ω½`` (``≥ I``):
+
+    N⁻¹ r = B⁻¹ r - B⁻¹ Aᵀ Ω½ C⁻¹ Ω½ A B⁻¹ r,
+    A B⁻¹ Aᵀ = Σ_j diag(D_j) X (M_uj + M_vj) Xᵀ diag(D_j),   M_b = (B_b⁻¹)_zz,
+
+one GEMM of ``(n, p d)`` by ``(p d, n)`` (accumulated over chunks of patterns to bound memory),
+an ``n × n`` Cholesky factor and batched ``(d+1) × (d+1)`` Cholesky factors: ``O(n² p d + p n d²)``
+per iteration, memory ``O(np + pd² + n²)``; two steps of iterative refinement on ``N``
+recover the accuracy Woodbury loses when ``B`` is ill-conditioned near the optimum.
+
+Every iteration maps the iterate to a candidate ``(U, V, dual, ν)`` of the original problem
+(multipliers ``μ = z_m``, ``ν = z_c``; ``r = y - f`` for the squared loss) and scores it with
+:func:`convexrelu._programs.optimality`; the loop stops when the relative gap and violation are
+both ``≤ tol``. For the max-margin program the dual iterate ``(z_m, z_c)`` of an infeasible
+problem diverges along a Farkas ray; it is accepted (status infeasible) when
+:func:`convexrelu._programs.max_margin_infeasibility` validates it. Data are scaled as in the
+ADMM solver (``X`` by its RMS row norm, squared-loss targets by their RMS) and mapped back.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array
+
+from . import _programs as prog
+from ._solution import INFEASIBLE, MAX_ITERS, NUMERICAL_ERROR, SUCCESS
+
+_RUNNING = -1
+_STEP = 0.99  # fraction to the boundary
+_REG = (1e-13, 1e-6)  # relative static regularization of the blocks (float64, float32)
+_REFINE = 3  # iterative-refinement steps on the normal equations
+_CHUNK_ELEMS = 4_000_000  # elements of one (chunk, n, d) slab in the capacitance GEMM
+
+
+def _jnorm(v):
+    """``sqrt(v0² - ‖v1‖²)`` for ``v`` in the interior of the SOC (product form: no cancellation)."""
+    a = jnp.linalg.norm(v[..., 1:], axis=-1)
+    return jnp.sqrt(jnp.maximum((v[..., 0] - a) * (v[..., 0] + a), 0.0))
+
+
+def _hyp(a):
+    """``[[a0, a1ᵀ], [a1, I + a1 a1ᵀ/(1 + a0)]]`` for ``aᵀJa = 1``: a hyperbolic rotation of the SOC."""
+    k = a.shape[-1]
+    a0, a1 = a[..., :1], a[..., 1:]
+    eye = jnp.eye(k - 1, dtype=a.dtype)
+    low = eye + a1[..., :, None] * a1[..., None, :] / (1.0 + a0[..., None])
+    top = jnp.concatenate([a0, a1], axis=-1)[..., None, :]
+    bottom = jnp.concatenate([a1[..., :, None], low], axis=-1)
+    return jnp.concatenate([top, bottom], axis=-2)
+
+
+def _nt_soc(s, z):
+    """Nesterov-Todd scaling of SOC blocks ``(..., k)``: ``W`` symmetric with ``W s = W⁻¹ z``.
+
+    ``s̄ = s/‖s‖_J``, ``z̄ = z/‖z‖_J``, ``γ = sqrt((1 + z̄ᵀs̄)/2)``, ``w̄ = (s̄ + J z̄)/(2γ)``,
+    ``W = η Hyp(J w̄)``, ``W⁻¹ = Hyp(w̄)/η``, ``η = sqrt(‖z‖_J/‖s‖_J)`` (Vandenberghe 2010, §4.3).
+    """
+    ns, nz = _jnorm(s), _jnorm(z)
+    sb, zb = s / ns[..., None], z / nz[..., None]
+    gam = jnp.sqrt((1.0 + jnp.sum(sb * zb, axis=-1)) / 2.0)
+    Jz = jnp.concatenate([zb[..., :1], -zb[..., 1:]], axis=-1)
+    wb = (sb + Jz) / (2.0 * gam[..., None])
+    Jw = jnp.concatenate([wb[..., :1], -wb[..., 1:]], axis=-1)
+    eta = jnp.sqrt(nz / ns)[..., None, None]
+    return eta * _hyp(Jw), _hyp(wb) / eta
+
+
+def _soc_circ(u, v):
+    """Jordan product ``u ∘ v = (uᵀv, u0 v1 + v0 u1)`` of SOC blocks."""
+    return jnp.concatenate(
+        [jnp.sum(u * v, axis=-1, keepdims=True), u[..., :1] * v[..., 1:] + v[..., :1] * u[..., 1:]], axis=-1
+    )
+
+
+def _soc_div(lam, w):
+    """Solve ``λ ∘ x = w`` for ``x`` (``λ`` in the SOC interior)."""
+    l0, l1 = lam[..., :1], lam[..., 1:]
+    w0, w1 = w[..., :1], w[..., 1:]
+    det = l0 * l0 - jnp.sum(l1 * l1, axis=-1, keepdims=True)
+    x0 = (l0 * w0 - jnp.sum(l1 * w1, axis=-1, keepdims=True)) / det
+    return jnp.concatenate([x0, (w1 - l1 * x0) / l0], axis=-1)
+
+
+def _soc_step(x, dx):
+    """Largest ``α`` with ``x + α dx`` in the SOC (``x`` interior): ``1 / max(0, ‖ρ1‖ - ρ0)``,
+    ``ρ = Hyp(J x̄) dx / ‖x‖_J`` maps ``x`` to ``e``. Returns ``inf`` for an unbounded step."""
+    nx = _jnorm(x)
+    xb = x / nx[..., None]
+    Jx = jnp.concatenate([xb[..., :1], -xb[..., 1:]], axis=-1)
+    rho = jnp.einsum("...ij,...j->...i", _hyp(Jx), dx) / nx[..., None]
+    m = jnp.linalg.norm(rho[..., 1:], axis=-1) - rho[..., 0]
+    return jnp.min(jnp.where(m > 0, 1.0 / jnp.where(m > 0, m, 1.0), jnp.inf))
+
+
+def _lp_step(x, dx):
+    return jnp.min(jnp.where(dx < 0, -x / jnp.where(dx < 0, dx, -1.0), jnp.inf))
+
+
+class _Pt(eqx.Module):
+    """A point in ``K``: margin rows (``(n,)`` or ``(0,)``), cone rows ``(2p, n)``, cones ``(2p, k)``."""
+
+    m: Array
+    c: Array
+    q: Array
+
+
+def _add(a: _Pt, b: _Pt, alpha=1.0) -> _Pt:
+    return _Pt(a.m + alpha * b.m, a.c + alpha * b.c, a.q + alpha * b.q)
+
+
+def _dot(a: _Pt, b: _Pt):
+    return jnp.sum(a.m * b.m) + jnp.sum(a.c * b.c) + jnp.sum(a.q * b.q)
+
+
+class _Fac(eqx.Module):
+    Binv: Array  # (2p, k, k)
+    B: Array  # (2p, k, k)
+    om: Array  # (n,) Ω
+    Lc: Array  # (n, n) Cholesky factor of the capacitance
+
+
+class _State(eqx.Module):
+    x: Array  # (2p, k): column 0 is t, the rest z
+    s: _Pt
+    z: _Pt
+    k: Array
+    status: Array
+    U: Array
+    V: Array
+    dual: Array
+    cone_dual: Array
+    opt: prog.Optimality
+
+
+def _problem(Xs, ys, Df, beta_s, program):
+    """The operators ``A``, ``Aᵀ``, ``G``, ``Gᵀ``, ``P`` and the vectors ``c``, ``h`` (closures)."""
+    n, d = Xs.shape
+    p = Df.shape[0]
+    dtype = Xs.dtype
+    S2 = jnp.concatenate([2.0 * Df - 1.0] * 2)  # (2p, n)
+    mm = program == "max-margin"
+
+    def A(z):  # (2p, d) -> (n,)
+        return jnp.sum(Df * ((z[:p] - z[p:]) @ Xs.T), axis=0)
+
+    def AT(v):  # (n,) -> (2p, d)
+        g = (Df * v) @ Xs
+        return jnp.concatenate([g, -g])
+
+    def G(x) -> _Pt:
+        z = x[:, 1:]
+        gm = -ys * A(z) if mm else jnp.zeros((0,), dtype)
+        return _Pt(gm, -S2 * (z @ Xs.T), -x)
+
+    def GT(v: _Pt):
+        gz = -(S2 * v.c) @ Xs
+        if mm:
+            gz = gz - AT(ys * v.m)
+        return jnp.concatenate([jnp.zeros((2 * p, 1), dtype), gz], axis=1) - v.q
+
+    def P(x):
+        if mm:
+            return jnp.zeros_like(x)
+        return jnp.concatenate([jnp.zeros((2 * p, 1), dtype), AT(A(x[:, 1:]))], axis=1)
+
+    if mm:
+        c = jnp.concatenate([jnp.ones((2 * p, 1), dtype), jnp.zeros((2 * p, d), dtype)], axis=1)
+        h = _Pt(-jnp.ones((n,), dtype), jnp.zeros((2 * p, n), dtype), jnp.zeros((2 * p, d + 1), dtype))
+    else:
+        c = jnp.concatenate([jnp.full((2 * p, 1), beta_s, dtype), -AT(ys)], axis=1)
+        h = _Pt(jnp.zeros((0,), dtype), jnp.zeros((2 * p, n), dtype), jnp.zeros((2 * p, d + 1), dtype))
+    return A, AT, G, GT, P, c, h
+
+
+def _factor(Xs, Df, XX, wc, Hq, om) -> _Fac:
+    """Factor ``N = Bdiag + Aᵀ Ω A`` (Woodbury; see the module docstring)."""
+    n, d = Xs.shape
+    p = Df.shape[0]
+    dtype = Xs.dtype
+    B = Hq.at[:, 1:, 1:].add((wc @ XX).reshape(2 * p, d, d))
+    B = 0.5 * (B + jnp.swapaxes(B, 1, 2))
+    # static regularization (ECOS): bounds the condition number of the blocks; the refinement
+    # against the unregularized N removes its effect on the step
+    diag = jnp.diagonal(B, axis1=1, axis2=2)
+    reg = _REG[dtype == jnp.float32] * jnp.max(diag, axis=1, keepdims=True)
+    Lb = jnp.linalg.cholesky(B + reg[:, :, None] * jnp.eye(d + 1, dtype=dtype))
+    eye = jnp.broadcast_to(jnp.eye(d + 1, dtype=dtype), B.shape)
+    Li = jax.lax.linalg.triangular_solve(Lb, eye, left_side=True, lower=True)
+    Binv = jnp.swapaxes(Li, 1, 2) @ Li
+    B = Hq.at[:, 1:, 1:].add((wc @ XX).reshape(2 * p, d, d))  # unregularized, for refinement
+    M = Binv[:p, 1:, 1:] + Binv[p:, 1:, 1:]  # (p, d, d): u and v share the pattern D_j
+    chunk = max(1, min(p, _CHUNK_ELEMS // max(1, n * d)))
+    nch = -(-p // chunk)
+    pad = nch * chunk - p
+    Dp = jnp.pad(Df, ((0, pad), (0, 0))).reshape(nch, chunk, n)
+    Mp = jnp.pad(M, ((0, pad), (0, 0), (0, 0))).reshape(nch, chunk, d, d)
+
+    def body(C, inp):
+        Dc, Mc = inp
+        L = Dc[:, :, None] * jnp.einsum("na,jab->jnb", Xs, Mc)  # D_j ⊙ X M_j
+        R = Dc[:, :, None] * Xs[None]  # D_j ⊙ X
+        return C + jnp.einsum("jna,jma->nm", L, R), None
+
+    K, _ = jax.lax.scan(body, jnp.zeros((n, n), dtype), (Dp, Mp))
+    so = jnp.sqrt(om)
+    C = jnp.eye(n, dtype=dtype) + so[:, None] * (0.5 * (K + K.T)) * so[None, :]
+    return _Fac(Binv, B, om, jnp.linalg.cholesky(C))
+
+
+def _nsolve(fac: _Fac, r, A, AT):
+    """``N⁻¹ r`` by Woodbury, then ``_REFINE`` steps of iterative refinement with ``N`` itself."""
+    so = jnp.sqrt(fac.om)
+
+    def bmul(M, v):
+        return jnp.einsum("bij,bj->bi", M, v)
+
+    def wood(r):
+        w = bmul(fac.Binv, r)
+        a = so * A(w[:, 1:])
+        cc = jax.scipy.linalg.cho_solve((fac.Lc, True), a)
+        g = AT(so * cc)
+        return w - bmul(fac.Binv[:, :, 1:], g)
+
+    def nmul(v):
+        out = bmul(fac.B, v)
+        return out.at[:, 1:].add(AT(fac.om * A(v[:, 1:])))
+
+    # a fori_loop, not a Python loop: one copy of the solve in the compiled program
+    return jax.lax.fori_loop(0, _REFINE, lambda _, x: x + wood(r - nmul(x)), wood(r))
+
+
+def _candidate(st_x, st_z: _Pt, X, y, D, beta, sx, sy, program):
+    """Map the scaled iterate to ``(U, V, dual, ν)`` of the original program."""
+    p = D.shape[0]
+    z = st_x[:, 1:]
+    nu = jnp.maximum(st_z.c, 0.0).reshape(2, p, -1)
+    if program == "max-margin":
+        U, V = z[:p] / sx, z[p:] / sx
+        m = jnp.min(y * prog.convex_fit(X, D, U, V))
+        c = jnp.where(m > 0, 1.0 / jnp.where(m > 0, m, 1.0), 1.0)  # exact margin feasibility
+        return c * U, c * V, jnp.maximum(st_z.m, 0.0) / sx, nu / sx
+    U, V = z[:p] * (sy / sx), z[p:] * (sy / sx)
+    f = prog.convex_fit(X, D, U, V)
+    ff = jnp.sum(f * f)  # best rescaling along the ray (closed form)
+    c = (jnp.sum(f * y) - beta * prog.group_norm(U, V)) / jnp.where(ff > 0, ff, 1.0)
+    c = jnp.where(ff > 0, jnp.maximum(c, 0.0), 1.0)
+    U, V, f = c * U, c * V, c * f
+    return U, V, y - f, nu * sy
+
+
+def _finite(*trees):
+    leaves = [jnp.all(jnp.isfinite(a)) for t in trees for a in jax.tree_util.tree_leaves(t)]
+    return jnp.all(jnp.stack(leaves))
+
+
+@eqx.filter_jit
+def ipm_solve(X, y, D, beta, tol, infeasible_tol, max_iters, program: str):
+    """One instance of the interior-point method (``jax.vmap`` batches it); see the module
+    docstring. Returns ``(U, V, dual, cone_dual, optimality, status, iterations)``."""
+    dtype = X.dtype
+    n, d = X.shape
+    p = D.shape[0]
+    k = d + 1
+    mm = program == "max-margin"
+    Df = D.astype(dtype)
+    sx = jnp.sqrt(jnp.sum(X * X) / n)
+    sx = jnp.where(sx > 0, sx, 1.0)
+    Xs = X / sx
+    if mm:
+        sy = jnp.ones((), dtype)
+    else:
+        sy = jnp.sqrt(jnp.mean(y * y))
+        sy = jnp.where(sy > 0, sy, 1.0)
+    ys = y / sy
+    beta_s = jnp.ones((), dtype) if mm else beta / (sx * sy)
+    A, AT, G, GT, P, c, h = _problem(Xs, ys, Df, beta_s, program)
+    XX = (Xs[:, :, None] * Xs[:, None, :]).reshape(n, d * d)
+    nm = n if mm else 0
+    degree = nm + 2 * p * n + 2 * p
+    e_q = jnp.zeros((2 * p, k), dtype).at[:, 0].set(1.0)
+    e = _Pt(jnp.ones((nm,), dtype), jnp.ones((2 * p, n), dtype), e_q)
+    om_fixed = jnp.ones((n,), dtype)  # Ω of P = AᵀA (squared loss)
+
+    def omega(wm):
+        return wm if mm else om_fixed
+
+    # initial point (CVXOPT coneqp): W = I, x = N⁻¹(-c + Gᵀh), s = h - Gx, z = Gx - h, shifted
+    eye_q = jnp.broadcast_to(jnp.eye(k, dtype=dtype), (2 * p, k, k))
+    fac0 = _factor(Xs, Df, XX, jnp.ones((2 * p, n), dtype), eye_q, om_fixed)
+    x0 = _nsolve(fac0, -c + GT(h), A, AT)
+    r0 = _add(h, G(x0), -1.0)
+
+    def shift(v: _Pt) -> _Pt:
+        mins = [jnp.min(v.c), jnp.min(v.q[:, 0] - jnp.linalg.norm(v.q[:, 1:], axis=-1))]
+        if mm:
+            mins.append(jnp.min(v.m))
+        a = -jnp.min(jnp.stack(mins))  # the most negative eigenvalue, negated
+        thr = -1e-8 * jnp.maximum(1.0, jnp.sqrt(_dot(v, v)))
+        return _add(v, e, jnp.where(a >= thr, 1.0 + a, 0.0))
+
+    s0 = shift(r0)
+    z0 = shift(_Pt(-r0.m, -r0.c, -r0.q))
+
+    def score(x, z):
+        U, V, dual, nu = _candidate(x, z, X, y, D, beta, sx, sy, program)
+        return U, V, dual, nu, prog.optimality(X, y, D, U, V, dual, nu, program=program, beta=beta)
+
+    U0, V0, du0, nu0, opt0 = score(x0, z0)
+    st0 = _State(x0, s0, z0, jnp.zeros((), jnp.int32), jnp.asarray(_RUNNING, jnp.int32), U0, V0, du0, nu0, opt0)
+
+    def body(st: _State):
+        x, s, z = st.x, st.s, st.z
+        rx = P(x) + c + GT(z)
+        rz = _add(_add(G(x), s), h, -1.0)
+        mu = _dot(s, z) / degree
+        # Nesterov-Todd scaling and the scaled point λ = W s = W⁻¹ z
+        Wm, Wmi = jnp.sqrt(z.m / s.m), jnp.sqrt(s.m / z.m)  # LP rows: W = sqrt(z/s)
+        Wc, Wci = jnp.sqrt(z.c / s.c), jnp.sqrt(s.c / z.c)
+        Wq, Wqi = _nt_soc(s.q, z.q)
+        lam = _Pt(Wm * s.m, Wc * s.c, jnp.einsum("bij,bj->bi", Wq, s.q))
+        W2q = Wq @ Wq
+        fac = _factor(Xs, Df, XX, Wc * Wc, W2q, omega(Wm * Wm))
+
+        def W(v: _Pt) -> _Pt:
+            return _Pt(Wm * v.m, Wc * v.c, jnp.einsum("bij,bj->bi", Wq, v.q))
+
+        def Winv(v: _Pt) -> _Pt:
+            return _Pt(Wmi * v.m, Wci * v.c, jnp.einsum("bij,bj->bi", Wqi, v.q))
+
+        def circ(a: _Pt, b: _Pt) -> _Pt:
+            return _Pt(a.m * b.m, a.c * b.c, _soc_circ(a.q, b.q))
+
+        def div(a: _Pt, b: _Pt) -> _Pt:  # solve a ∘ x = b
+            return _Pt(b.m / a.m, b.c / a.c, _soc_div(a.q, b.q))
+
+        def newton(ds: _Pt):
+            """Solve P Δx + GᵀΔz = -r_x, G Δx + Δs = -r_z, λ ∘ (W Δs + W⁻¹ Δz) = ds."""
+            u = div(lam, ds)
+            Wu = W(u)
+            W2rz = W(W(rz))
+            rhs = -rx - GT(_add(Wu, W2rz))
+            dx = _nsolve(fac, rhs, A, AT)
+            Gdx = G(dx)
+            dsv = _add(_Pt(-rz.m, -rz.c, -rz.q), Gdx, -1.0)
+            dz = _add(Wu, W(W(_add(rz, Gdx))))
+            return dx, dsv, dz
+
+        def max_step(v: _Pt, dv: _Pt):
+            a = jnp.minimum(_lp_step(v.c, dv.c), _soc_step(v.q, dv.q))
+            if mm:
+                a = jnp.minimum(a, _lp_step(v.m, dv.m))
+            return a
+
+        lamsq = circ(lam, lam)
+        neg = _Pt(-lamsq.m, -lamsq.c, -lamsq.q)
+
+        def pc(i, carry):
+            """i = 0: affine (predictor) direction; i = 1: combined direction with the
+            second-order correction and centring σ = (1 - α_aff)³ (Mehrotra). A loop, so the
+            Newton solve is compiled once."""
+            dsa, dza, _, _ = carry
+            aa = jnp.minimum(1.0, jnp.minimum(max_step(s, dsa), max_step(z, dza)))
+            sigma = jnp.clip(1.0 - aa, 0.0, 1.0) ** 3
+            corr = circ(W(dsa), Winv(dza))
+            ds = _add(_add(neg, corr, -1.0), e, sigma * mu)
+            ds = jax.tree_util.tree_map(lambda a, b: jnp.where(i == 0, a, b), neg, ds)
+            dx, dsv, dz = newton(ds)
+            return dsv, dz, dx, aa
+
+        zero = _Pt(jnp.zeros_like(s.m), jnp.zeros_like(s.c), jnp.zeros_like(s.q))
+        dsv, dz, dx, aa = jax.lax.fori_loop(0, 2, pc, (zero, zero, jnp.zeros_like(x), jnp.zeros((), dtype)))
+        amax = jnp.minimum(max_step(s, dsv), max_step(z, dz))
+        alpha = jnp.minimum(1.0, _STEP * amax)
+        x_n = x + alpha * dx
+        s_n = _add(s, dsv, alpha)
+        z_n = _add(z, dz, alpha)
+        k_n = st.k + 1
+        U, V, dual, nu, opt = score(x_n, z_n)
+        finite = _finite(x_n, s_n, z_n) & jnp.isfinite(opt.value) & jnp.isfinite(opt.gap)
+        status = jnp.where((opt.gap <= tol) & (opt.residual <= tol), SUCCESS, _RUNNING)
+        if mm:
+            # a diverging dual iterate is a Farkas ray once max_margin_infeasibility validates it
+            eps = prog.max_margin_infeasibility(X, y, D, z_n.m, z_n.c.reshape(2, p, n))
+            infeas = (status == _RUNNING) & (eps <= infeasible_tol) & finite
+            tot = jnp.sum(jnp.maximum(z_n.m, 0.0))
+            tot = jnp.where(tot > 0, tot, 1.0)
+            dual = jnp.where(infeas, jnp.maximum(z_n.m, 0.0) / tot, dual)
+            nu = jnp.where(infeas, jnp.maximum(z_n.c, 0.0).reshape(2, p, n) / tot, nu)
+            inf_ = jnp.asarray(jnp.inf, dtype)
+            opt = prog.Optimality(
+                jnp.where(infeas, inf_, opt.value), jnp.where(infeas, inf_, opt.dual_value),
+                jnp.where(infeas, eps, opt.gap), opt.residual,
+            )
+            status = jnp.where(infeas, INFEASIBLE, status)
+        # a step that cannot move any more (or complementarity at the floating-point floor)
+        stalled = (alpha < 1e-10) | (_dot(s_n, z_n) / degree < jnp.finfo(dtype).tiny * 1e10)
+        status = jnp.where((status == _RUNNING) & stalled, NUMERICAL_ERROR, status)
+        status = jnp.where((status == _RUNNING) & (k_n >= max_iters), MAX_ITERS, status)
+        status = jnp.where(finite, status, NUMERICAL_ERROR)
+        keep = finite  # never hand back a non-finite candidate
+        pick = lambda a, b: jax.tree_util.tree_map(lambda u, v: jnp.where(keep, u, v), a, b)  # noqa: E731
+        return _State(
+            pick(x_n, x), pick(s_n, s), pick(z_n, z), k_n, status.astype(jnp.int32),
+            pick(U, st.U), pick(V, st.V), pick(dual, st.dual), pick(nu, st.cone_dual), pick(opt, st.opt),
+        )
+
+    st = jax.lax.while_loop(lambda st: st.status == _RUNNING, body, st0)
+    return st.U, st.V, st.dual, st.cone_dual, st.opt, st.status, st.k
