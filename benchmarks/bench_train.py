@@ -36,13 +36,16 @@ import convexrelu as cr  # noqa: E402
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
-def _best(fn, repeats: int) -> float:
-    jax.block_until_ready(fn())  # warm up (compile)
-    best = np.inf
+def _best_interleaved(fns, repeats: int) -> list[float]:
+    """Best wall time of each function, measured round-robin so that load changes hit all alike."""
+    for fn in fns:
+        jax.block_until_ready(fn())  # warm up (compile)
+    best = [np.inf] * len(fns)
     for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn())
-        best = min(best, time.perf_counter() - t)
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            jax.block_until_ready(fn())
+            best[i] = min(best[i], time.perf_counter() - t)
     return best
 
 
@@ -74,13 +77,18 @@ def bench_size(n: int, d: int, m: int, *, runs: int, steps: int, torch_steps: in
     kw = dict(steps=steps, lr=lr, record_every=steps)
     row = dict(n=n, d=d, m=m, runs=runs, steps=steps, lr=lr)
 
-    t = _best(lambda: cr.train(net, X, y, **kw).net, repeats)
-    row["single_steps_per_s"] = steps / t
-    t = _best(lambda: cr.train_many(nets, X, y, **kw).net, repeats)
-    row["batched_steps_per_s"] = runs * steps / t
     vm = jax.jit(jax.vmap(lambda nn: cr.train(nn, X, y, **kw).net))
-    t = _best(lambda: vm(nets), repeats)
-    row["vmap_steps_per_s"] = runs * steps / t
+    ts = _best_interleaved(
+        [
+            lambda: cr.train(net, X, y, **kw).net,
+            lambda: cr.train_many(nets, X, y, **kw).net,
+            lambda: vm(nets),
+        ],
+        repeats,
+    )
+    row["single_steps_per_s"] = steps / ts[0]
+    row["batched_steps_per_s"] = runs * steps / ts[1]
+    row["vmap_steps_per_s"] = runs * steps / ts[2]
     row["batched_over_single"] = row["batched_steps_per_s"] / row["single_steps_per_s"]
 
     # accuracy: batched run 0 equals its single run; the loss we reach equals PyTorch's
@@ -90,10 +98,13 @@ def bench_size(n: int, d: int, m: int, *, runs: int, steps: int, torch_steps: in
     ours_short = cr.train(net, X, y, steps=torch_steps, lr=lr, record_every=torch_steps)
     row["ours_final_loss"] = float(cr.logistic_loss(ours_short.net, X, y))
     try:
-        import torch  # noqa: F401
+        import torch
     except ImportError:
         row["torch"] = "not installed"
         return row
+    # one thread, like XLA's CPU loops here: the machine is shared and the problems are small
+    torch.set_num_threads(1)
+    row["torch_threads"] = 1
     _torch_loop(net, X, y, lr=lr, steps=3)  # warm up
     t = np.inf
     for _ in range(repeats):
@@ -139,7 +150,7 @@ def main(argv=None) -> dict:
         sizes = [dict(n=16, d=3, m=8, runs=4, steps=50, torch_steps=20, repeats=1)]
     else:
         sizes = [
-            dict(n=40, d=5, m=50, runs=64, steps=2000, torch_steps=500, repeats=3),
+            dict(n=40, d=5, m=50, runs=64, steps=5000, torch_steps=1000, repeats=5),
             dict(n=1000, d=50, m=200, runs=64, steps=50, torch_steps=50, repeats=1),
         ]
     rows = [bench_size(**s, key=key) for s in sizes]

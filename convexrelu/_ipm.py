@@ -307,11 +307,10 @@ def ipm_solve(X, y, D, beta, tol, infeasible_tol, max_iters, program: str):
     def omega(wm):
         return wm if mm else om_fixed
 
-    # initial point (CVXOPT coneqp): W = I, x = N⁻¹(-c + Gᵀh), s = h - Gx, z = Gx - h, shifted
-    eye_q = jnp.broadcast_to(jnp.eye(k, dtype=dtype), (2 * p, k, k))
-    fac0 = _factor(Xs, Df, XX, jnp.ones((2 * p, n), dtype), eye_q, om_fixed)
-    x0 = _nsolve(fac0, -c + GT(h), A, AT)
-    r0 = _add(h, G(x0), -1.0)
+    # initial point (CVXOPT coneqp): W = I, x = N⁻¹(-c + Gᵀh), s = h - Gx, z = Gx - h, shifted.
+    # It is the loop's first pass (flag `init`), from s = z = e where the NT scaling is W = I,
+    # so the factorization, the solve and the scoring are compiled once, not twice.
+    rhs0 = -c + GT(h)
 
     def shift(v: _Pt) -> _Pt:
         mins = [jnp.min(v.c), jnp.min(v.q[:, 0] - jnp.linalg.norm(v.q[:, 1:], axis=-1))]
@@ -321,17 +320,19 @@ def ipm_solve(X, y, D, beta, tol, infeasible_tol, max_iters, program: str):
         thr = -1e-8 * jnp.maximum(1.0, jnp.sqrt(_dot(v, v)))
         return _add(v, e, jnp.where(a >= thr, 1.0 + a, 0.0))
 
-    s0 = shift(r0)
-    z0 = shift(_Pt(-r0.m, -r0.c, -r0.q))
-
     def score(x, z):
         U, V, dual, nu = _candidate(x, z, X, y, D, beta, sx, sy, program)
         return U, V, dual, nu, prog.optimality(X, y, D, U, V, dual, nu, program=program, beta=beta)
 
-    U0, V0, du0, nu0, opt0 = score(x0, z0)
-    st0 = _State(x0, s0, z0, jnp.zeros((), jnp.int32), jnp.asarray(_RUNNING, jnp.int32), U0, V0, du0, nu0, opt0)
+    inf0 = jnp.asarray(jnp.inf, dtype)
+    st0 = _State(
+        jnp.zeros((2 * p, k), dtype), e, e, jnp.asarray(-1, jnp.int32), jnp.asarray(_RUNNING, jnp.int32),
+        jnp.zeros((p, d), dtype), jnp.zeros((p, d), dtype), jnp.zeros((n,), dtype),
+        jnp.zeros((2, p, n), dtype), prog.Optimality(inf0, -inf0, inf0, inf0),
+    )
 
     def body(st: _State):
+        init = st.k < 0  # the first pass computes the initial point
         x, s, z = st.x, st.s, st.z
         rx = P(x) + c + GT(z)
         rz = _add(_add(G(x), s), h, -1.0)
@@ -361,7 +362,7 @@ def ipm_solve(X, y, D, beta, tol, infeasible_tol, max_iters, program: str):
             u = div(lam, ds)
             Wu = W(u)
             W2rz = W(W(rz))
-            rhs = -rx - GT(_add(Wu, W2rz))
+            rhs = jnp.where(init, rhs0, -rx - GT(_add(Wu, W2rz)))
             dx = _nsolve(fac, rhs, A, AT)
             Gdx = G(dx)
             dsv = _add(_Pt(-rz.m, -rz.c, -rz.q), Gdx, -1.0)
@@ -394,17 +395,19 @@ def ipm_solve(X, y, D, beta, tol, infeasible_tol, max_iters, program: str):
         dsv, dz, dx, aa = jax.lax.fori_loop(0, 2, pc, (zero, zero, jnp.zeros_like(x), jnp.zeros((), dtype)))
         amax = jnp.minimum(max_step(s, dsv), max_step(z, dz))
         alpha = jnp.minimum(1.0, _STEP * amax)
-        x_n = x + alpha * dx
-        s_n = _add(s, dsv, alpha)
-        z_n = _add(z, dz, alpha)
+        r0 = _add(h, G(dx), -1.0)  # the initial point from x0 = dx (W = I, rhs0)
+        sel = lambda a, b: jax.tree_util.tree_map(lambda u, v: jnp.where(init, u, v), a, b)  # noqa: E731
+        x_n = jnp.where(init, dx, x + alpha * dx)
+        s_n = sel(shift(r0), _add(s, dsv, alpha))
+        z_n = sel(shift(_Pt(-r0.m, -r0.c, -r0.q)), _add(z, dz, alpha))
         k_n = st.k + 1
         U, V, dual, nu, opt = score(x_n, z_n)
-        finite = _finite(x_n, s_n, z_n) & jnp.isfinite(opt.value) & jnp.isfinite(opt.gap)
+        finite = _finite(x_n, s_n, z_n) & (init | (jnp.isfinite(opt.value) & jnp.isfinite(opt.gap)))
         status = jnp.where((opt.gap <= tol) & (opt.residual <= tol), SUCCESS, _RUNNING)
         if mm:
             # a diverging dual iterate is a Farkas ray once max_margin_infeasibility validates it
             eps = prog.max_margin_infeasibility(X, y, D, z_n.m, z_n.c.reshape(2, p, n))
-            infeas = (status == _RUNNING) & (eps <= infeasible_tol) & finite
+            infeas = (status == _RUNNING) & (eps <= infeasible_tol) & finite & ~init
             tot = jnp.sum(jnp.maximum(z_n.m, 0.0))
             tot = jnp.where(tot > 0, tot, 1.0)
             dual = jnp.where(infeas, jnp.maximum(z_n.m, 0.0) / tot, dual)
@@ -419,6 +422,7 @@ def ipm_solve(X, y, D, beta, tol, infeasible_tol, max_iters, program: str):
         stalled = (alpha < 1e-10) | (_dot(s_n, z_n) / degree < jnp.finfo(dtype).tiny * 1e10)
         status = jnp.where((status == _RUNNING) & stalled, NUMERICAL_ERROR, status)
         status = jnp.where((status == _RUNNING) & (k_n >= max_iters), MAX_ITERS, status)
+        status = jnp.where(init, _RUNNING, status)  # the initial point is not scored for stopping
         status = jnp.where(finite, status, NUMERICAL_ERROR)
         keep = finite  # never hand back a non-finite candidate
         pick = lambda a, b: jax.tree_util.tree_map(lambda u, v: jnp.where(keep, u, v), a, b)  # noqa: E731

@@ -5,16 +5,17 @@ Two schedules:
 * ``"constant"``: ``θ ← θ - η ∇𝓛(θ)`` with a fixed step ``η = lr`` (or any optax optimizer fed
   ``∇𝓛``).
 * ``"loss-based"`` (Lyu & Li, "Gradient Descent Maximizes the Margin of Homogeneous Neural
-  Networks", arXiv 1906.05890, §F): ``η = α / 𝓛(θ)``, i.e. ``θ ← θ - α ∇ log 𝓛(θ)``. After a
+  Networks", arXiv 1906.05890): ``η = α / 𝓛(θ)``, i.e. ``θ ← θ - α ∇ log 𝓛(θ)``. After a
   step that lowers the loss ``α ← 2^{1/5} α``; a step that does not is undone and
   ``α ← α / 2^{1/10}``. The update and the comparison are both written in log space
   (``∇ log 𝓛 = ∇𝓛 / 𝓛`` from ``log 𝓛``), so training continues far below ``𝓛 = 1e-300``.
+  ``α`` is capped at ``max_alpha`` (see :func:`train`): uncapped, it grows until steps jump.
 
 :func:`train` trains one network and works under ``jax.vmap`` over the network (batched
 initializations). :func:`train_many` trains ``r`` networks at once by fusing them into one wide
 network (one ``(n, d) @ (d, r·m)`` matmul per step, per-run losses, step sizes and
-accept/reject elementwise over ``r``); it is mathematically identical to ``jax.vmap(train)`` and
-several times faster on a CPU. Both are resumable: ``train(res.net, X, y, steps=k,
+accept/reject elementwise over ``r``); it is mathematically identical to ``jax.vmap(train)`` and trains the
+runs in cache-sized groups (throughputs: ``benchmarks/bench_train.py``). Both are resumable: ``train(res.net, X, y, steps=k,
 state=res.state)`` continues exactly where ``res`` stopped.
 """
 
@@ -34,7 +35,7 @@ from ._validation import check_network, check_Xy
 Schedule = Literal["constant", "loss-based"]
 SCHEDULES = ("constant", "loss-based")
 TRAIN_LOSSES = ("logistic", "exponential")
-_GROW = 2.0 ** (1.0 / 5.0)  # α multiplier after an accepted step (Lyu & Li, §F)
+_GROW = 2.0 ** (1.0 / 5.0)  # α multiplier after an accepted step (Lyu & Li's loss-based schedule)
 _SHRINK = 2.0 ** (1.0 / 10.0)  # α divisor after a rejected (undone) step
 
 
@@ -455,8 +456,9 @@ def train_many(
     ``X @ W (n, r·m)`` product per step, reshaped to ``(n, r, m)`` for the per-run outputs. Each
     run's gradient of the summed loss is its own gradient (the runs share no parameter), and the
     per-run losses, step sizes ``α`` and accept/reject decisions are elementwise over ``r``, so
-    every run follows exactly the trajectory :func:`train` gives it (up to rounding), several times
-    faster than ``jax.vmap`` of the scan on a CPU.
+    every run follows exactly the trajectory :func:`train` gives it (up to rounding). The groups
+    of ``group_size`` runs are trained one after another so that their activations stay in
+    cache; measured throughputs are in ``benchmarks/results/train.md``.
 
     Args:
         nets: a batched :class:`Network`, ``W1 (r, d, m)``, ``w2 (r, m)`` (e.g.

@@ -26,7 +26,8 @@ def check_X(X, *, name: str = "X"):
         raise TypeError(f"{name} must be a floating array, got dtype {X.dtype}")
     if X.shape[0] == 0 or X.shape[1] == 0:
         raise ValueError(f"{name} must have at least one sample and one feature, got shape {X.shape}")
-    if is_concrete(X) and not bool(jnp.all(jnp.isfinite(X))):
+    # NumPy, not jnp: inside a jit trace jnp turns even a concrete (closed-over) array into a tracer
+    if is_concrete(X) and not np.all(np.isfinite(np.asarray(X))):
         bad = int(np.sum(~np.isfinite(np.asarray(X))))
         raise ValueError(f"{name} has {bad} NaN or infinite entries")
     return X
@@ -61,7 +62,7 @@ def check_targets(y, n: int, *, name: str = "y", dtype=None):
     y = jnp.asarray(y)
     if y.shape != (n,):
         raise ValueError(f"{name} must have shape ({n},) to match X's {n} samples, got {y.shape}")
-    if is_concrete(y) and not bool(jnp.all(jnp.isfinite(y))):
+    if is_concrete(y) and not np.all(np.isfinite(np.asarray(y))):
         raise ValueError(f"{name} has NaN or infinite entries")
     return y if dtype is None else y.astype(dtype)
 
@@ -74,7 +75,7 @@ def check_patterns(D, n: int, *, name: str = "patterns"):
     if D.shape[0] == 0:
         raise ValueError(f"{name} is empty: at least one activation pattern is needed")
     if D.dtype != jnp.bool_:
-        if is_concrete(D) and not bool(jnp.all((D == 0) | (D == 1))):
+        if is_concrete(D) and not np.all((np.asarray(D) == 0) | (np.asarray(D) == 1)):
             raise ValueError(f"{name} must be boolean or 0/1 valued")
         D = D.astype(bool)
     return D
@@ -88,3 +89,7 @@ def check_network(net, d: int):
         )
     if net.W1.shape[0] != d:
         raise ValueError(f"network expects d = {net.W1.shape[0]} features but X has d = {d}")
+    if is_concrete(net.W1, net.w2) and not (
+        np.all(np.isfinite(np.asarray(net.W1))) and np.all(np.isfinite(np.asarray(net.w2)))
+    ):
+        raise ValueError("network has NaN or infinite weights (a diverged run?)")

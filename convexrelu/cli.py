@@ -177,7 +177,7 @@ def crosscheck(args) -> int:
         bar = _progress(args.steps, f"gradient descent ({args.runs} runs)", quiet)
         for stop in _checkpoints(args.steps):
             res = cr.train_many(
-                nets, X, y, steps=stop - done, schedule="loss-based", lr=args.lr, state=state,
+                nets, X, y, steps=stop - done, schedule="loss-based", lr=args.lr, max_alpha=args.max_alpha, state=state,
                 record_every=max(1, min(stop - done, max(1, args.steps // 400))),
             )
             nets, state = res.net, res.state
@@ -255,10 +255,12 @@ def crosscheck(args) -> int:
         bar = _progress(args.runs, "KKT certificates", quiet)
         for k in range(args.runs):
             net_k = jax.tree.map(lambda a: a[k], nets)
-            if final_margin[k] <= 0:
+            if not np.isfinite(final_margin[k]) or final_margin[k] <= 0:  # not separating, or diverged
                 certs.append(None)
             else:
-                c = cr.kkt_certificate(net_k, X, y, patterns=D if exact else None, key=k_cert)
+                c = cr.kkt_certificate(
+                    net_k, X, y, patterns=D if exact else None, key=k_cert, support_tol=args.support_tol
+                )
                 certs.append(c)
             bar.update()
         bar.close()
@@ -278,13 +280,12 @@ def crosscheck(args) -> int:
     if orth or args.strict:
         checks[f"every run reaches γ* (within {tol_m:g})"] = bool(np.all(reached))
     cert_vals = np.array([np.nan if c is None else _float(c.value) for c in certs])
+    kkt_res = np.array([np.inf if c is None else _float(c.residual) for c in certs])
+    # a run is certified globally optimal when it is a KKT point (small stationarity residual)
+    # whose multipliers pass the dual certificate c(λ) ≤ 1 (Wang & Pilanci 2021)
+    certified = (kkt_res <= args.kkt_tol) & (cert_vals <= 1 + args.cert_tol)
     if exact:
-        # a run at γ* must have a passing certificate (c ≤ 1); one short of γ* must not
-        consistent = [
-            (ok and cv <= 1 + args.cert_tol) or (not ok and (np.isnan(cv) or cv > 1 - args.cert_tol))
-            for ok, cv in zip(reached, cert_vals)
-        ]
-        checks["certificates consistent with margins"] = bool(np.all(consistent))
+        checks["certificates consistent with margins"] = bool(np.all(certified == reached))
     passed = all(checks.values())
 
     # ---------------------------------------------------------------- report
@@ -318,6 +319,7 @@ def crosscheck(args) -> int:
                 "early_alignment_step": int(align_steps[early_idx[k]]),
                 "kkt_certificate": None if certs[k] is None else _float(certs[k].value),
                 "kkt_residual": None if certs[k] is None else _float(certs[k].residual),
+                "certified_optimal": bool(certified[k]),
                 "psi_output_cosine": agreement[k][0],
                 "psi_sign_agreement": agreement[k][1],
                 "psi_direction_cosine": agreement[k][2],
@@ -381,7 +383,10 @@ def _print_table(rep) -> None:
     else:
         print(f"P* cvxpy  : skipped ({br.get('reason', '--no-bridge')})")
     print(f"γ* = 1/(2P*) = {rep['gamma_star']:.8f};  ψ(convex solution) has {rep['psi_neurons']} neurons\n")
-    head = f"{'run':>3}  {'γ(θ)/γ*':>10}  {'early cos':>9}  {'KKT c(λ)':>9}  {'KKT res.':>8}  {'ψ out cos':>9}  {'ψ dir cos':>9}"
+    head = (
+        f"{'run':>3}  {'γ(θ)/γ*':>10}  {'early cos':>9}  {'KKT c(λ)':>9}  {'KKT res.':>8}  {'certified':>9}  "
+        f"{'ψ out cos':>9}  {'ψ dir cos':>9}"
+    )
     print(head)
     print("-" * len(head))
     for k, r in enumerate(rep["runs_detail"]):
@@ -389,6 +394,7 @@ def _print_table(rep) -> None:
         res = "n/a" if r["kkt_residual"] is None else f"{r['kkt_residual']:.1e}"
         print(
             f"{k:>3}  {r['margin_ratio']:>10.6f}  {r['early_alignment']:>9.4f}  {c:>9}  {res:>8}  "
+            f"{'yes' if r['certified_optimal'] else 'no':>9}  "
             f"{r['psi_output_cosine']:>9.5f}  {r['psi_direction_cosine']:>9.5f}"
         )
     print("\ntimes: " + ", ".join(f"{k} {v:.1f}s" for k, v in rep["times_s"].items()))
@@ -473,8 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--d", type=_positive(int), default=None, help="features (synthetic data; default 3)")
     c.add_argument("--m", type=_positive(int), default=50, help="neurons per run")
     c.add_argument("--runs", type=_positive(int), default=8, help="gradient-descent runs (batched)")
-    c.add_argument("--steps", type=_positive(int), default=20_000, help="steps of gradient descent")
-    c.add_argument("--lr", type=_positive(float), default=1e-2, help="initial α of the loss-based schedule")
+    c.add_argument("--steps", type=_positive(int), default=60_000, help="steps of gradient descent")
+    c.add_argument("--lr", type=_positive(float), default=1e-3, help="initial α of the loss-based schedule")
+    c.add_argument("--max-alpha", type=_positive(float), default=1e-3, help="cap on the loss-based α")
     c.add_argument("--scale", type=_positive(float), default=1e-3, help="initialization scale")
     c.add_argument("--patterns", type=_positive(int), default=5000, help="sampled gates when not enumerating")
     c.add_argument("--max-enumerated", type=_positive(int), default=20_000, help="enumerate when Cover's count ≤ this")
@@ -483,6 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--tol", type=_positive(float), default=1e-7, help="native solver tolerance")
     c.add_argument("--margin-tol", type=_positive(float), default=1e-3, help="relative tolerance of γ(θ) ≥ γ*")
     c.add_argument("--cert-tol", type=_positive(float), default=1e-3, help="tolerance of c(λ) ≤ 1")
+    c.add_argument("--kkt-tol", type=_positive(float), default=1e-2, help="largest relative stationarity residual of a KKT point")
+    c.add_argument("--support-tol", type=_positive(float), default=1e-2, help="support vectors: margin ≤ (1 + this) × the minimum")
     c.add_argument("--strict", action="store_true", help="require every run to reach γ* even without orthogonal separability")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", default=None, help="directory for report.json and PNG plots")

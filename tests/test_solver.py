@@ -165,12 +165,12 @@ def test_max_iters_status_and_error():
         cr.solve_max_margin(X, y, D, max_iters=3)
 
 
-@pytest.mark.slow
 def test_throw_under_vmap_uses_error_if():
-    X, y, D = teacher_problem(0)[:3]
-    Ys = jnp.stack([y, y])
+    # the batch of test_vmap_over_beta_equals_loop (same shapes: the batched solve compiles once)
+    X, _, D, out = teacher_problem(3)
+    betas = jnp.array([0.02, 0.5])
     with pytest.raises(eqx.EquinoxRuntimeError):
-        jax.block_until_ready(jax.vmap(lambda yy: cr.solve_max_margin(X, yy, D, max_iters=3).value)(Ys))
+        jax.block_until_ready(jax.vmap(lambda b: cr.solve_regularized(X, out, D, beta=b, max_iters=3).value)(betas))
 
 
 def test_bad_inputs():
