@@ -24,14 +24,12 @@ from ._network import (
     param_norm_sq as param_norm_sq,
 )
 from ._solution import ConvexSolution as ConvexSolution, status_name as status_name
-# --- patterns (issue 2) ---
 from ._patterns import (
     enumerate_patterns as enumerate_patterns,
     pattern_bound as pattern_bound,
     pattern_count as pattern_count,
     sample_patterns as sample_patterns,
 )
-# --- train (issue 2) ---
 from ._train import (
     TrainHistory as TrainHistory,
     TrainResult as TrainResult,
@@ -39,7 +37,6 @@ from ._train import (
     train as train,
     train_many as train_many,
 )
-# --- programs and certificates (issue 3) ---
 from ._programs import (
     Optimality as Optimality,
     constraint_violation as constraint_violation,
@@ -53,9 +50,7 @@ from ._programs import (
     regularized_dual_objective as regularized_dual_objective,
     regularized_primal_objective as regularized_primal_objective,
 )
-# --- solver (issue 3) ---
 from ._solver import solve_max_margin as solve_max_margin, solve_regularized as solve_regularized
-# --- maps (issue 3) ---
 from ._sensitivity import (
     solution_lagrangian as solution_lagrangian,
     value_derivative_beta as value_derivative_beta,

@@ -51,8 +51,8 @@ def plot_margins(steps, margins, gamma_star=None, *, smoothed=None, ax=None, tit
         top = float(gamma_star) * 1.15
         low = min(0.0, np.nanmin(margins)) if np.isfinite(np.nanmin(margins)) else 0.0
         ax.set_ylim(max(low, -top), top)
-    if steps.size and steps.max() > 10 * max(steps.min(), 1):
-        ax.set_xscale("symlog", linthresh=max(1, int(steps.max() // 1000)))
+    if steps.size and steps.min() > 0 and steps.max() > 10 * steps.min():
+        ax.set_xscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("normalized margin")
     ax.set_title(title or "Gradient descent against the convex max margin")
@@ -73,6 +73,9 @@ def plot_alignment(steps, cosines, *, ax=None, title=None):
     for k, row in enumerate(np.atleast_2d(np.asarray(cosines))):
         ax.plot(steps, row, color=f"C{k % 10}", lw=1.2)
     ax.axhline(1.0, color="k", lw=1, ls=":")
+    if np.any(steps > 0):  # linear up to the first record, logarithmic after
+        ax.set_xscale("symlog", linthresh=float(steps[steps > 0].min()))
+        ax.set_xlim(left=0)
     ax.set_ylim(min(-0.05, float(np.nanmin(cosines)) - 0.05), 1.05)
     ax.set_xlabel("step")
     ax.set_ylabel("cosine with s·Xᵀ D(w) y")
