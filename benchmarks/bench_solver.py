@@ -163,6 +163,7 @@ def main(argv=None):
     ap.add_argument("--skip-clarabel-above", type=int, default=None, metavar="N",
                     help="skip Clarabel when n * p > N")
     ap.add_argument("--no-scnn", action="store_true")
+    ap.add_argument("--out", default=str(RESULTS), help="directory for the .md/.json tables")
     ap.add_argument("--sizes", default="100,8,300;200,10,1000;1000,20,2000",
                     help="max-margin sizes 'n,d,p;n,d,p;...'")
     args = ap.parse_args(argv)
@@ -183,9 +184,10 @@ def main(argv=None):
     md = table(rows)
     print(md)
     name = "solver_quick" if args.quick else "solver"
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"{name}.md").write_text(md + "\n")
-    (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=1))
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(md + "\n")
+    (out / f"{name}.json").write_text(json.dumps(rows, indent=1, default=float))
     return rows
 
 

@@ -6,12 +6,13 @@ import pathlib
 import numpy as np
 
 
-def test_bench_solver_quick():
+def test_bench_solver_quick(tmp_path):
     path = pathlib.Path(__file__).parents[1] / "benchmarks" / "bench_solver.py"
     spec = importlib.util.spec_from_file_location("bench_solver", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    rows = mod.main(["--quick"])
+    rows = mod.main(["--quick", "--out", str(tmp_path)])
+    assert (tmp_path / "solver_quick.md").exists() and (tmp_path / "solver_quick.json").exists()
     mm = rows[0]
     assert mm["peer"] == "clarabel" and abs(mm["rel_diff"]) <= 1e-5
     assert mm["ours_gap"] <= 1e-6 and mm["ours_residual"] <= 1e-6
