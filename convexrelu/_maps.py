@@ -28,6 +28,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
 from ._certificates import _project_one
 from ._network import Network
+from ._programs import cone_violation
 from ._solution import SUCCESS, ConvexSolution
 from ._validation import check_network, check_patterns, check_X, is_concrete
 
@@ -101,14 +102,6 @@ def to_network(sol: ConvexSolution, *, tol: float = 1e-9, pad_to: int | None = N
     return Network(jnp.asarray(W1, dtype), jnp.asarray(w2, dtype))
 
 
-def _cone_violation(X, D, U, V) -> float:
-    S = 2.0 * D.astype(X.dtype) - 1.0  # (p, n)
-    viol = np.maximum(0.0, -S * (U @ X.T)).max(initial=0.0)
-    viol = max(viol, np.maximum(0.0, -S * (V @ X.T)).max(initial=0.0))
-    scale = max(1.0, np.linalg.norm(X) * max(np.abs(U).max(initial=0.0), np.abs(V).max(initial=0.0)))
-    return float(viol / scale)
-
-
 def _solution(U, V, D, X, dtype, *, value=None, like: ConvexSolution | None = None) -> ConvexSolution:
     p, n = D.shape
     pen = float(np.linalg.norm(U, axis=1).sum() + np.linalg.norm(V, axis=1).sum())
@@ -121,7 +114,9 @@ def _solution(U, V, D, X, dtype, *, value=None, like: ConvexSolution | None = No
             dual=jnp.zeros((n,), dtype),
             cone_dual=jnp.zeros((2, p, n), dtype),
             gap=jnp.zeros((), dtype),
-            residual=jnp.asarray(_cone_violation(X, D, U, V), dtype),
+            residual=jnp.asarray(
+                cone_violation(jnp.asarray(X, dtype), jnp.asarray(D), jnp.asarray(U, dtype), jnp.asarray(V, dtype)), dtype
+            ),
             status=jnp.asarray(SUCCESS, jnp.int32),
             iterations=jnp.zeros((), jnp.int32),
             beta=jnp.zeros((), dtype),
