@@ -5,6 +5,7 @@ Re-exports only (STYLE.md §1). The optional ``bridge`` (cvxpy, cvxpylayers) and
 """
 
 from . import datasets as datasets
+from ._cache import enable_compilation_cache as enable_compilation_cache
 from ._losses import (
     exponential_loss as exponential_loss,
     log_loss as log_loss,

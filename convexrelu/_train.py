@@ -188,7 +188,8 @@ def _train_group(W, a, X, y, alpha, alpha_max, step0, opt_state, *, r, m, steps,
                 uW, ua = col * uW, col * ua
             W_new, a_new = W + uW, a + ua
         mask_new, F_new = _outputs(W_new, a_new, X, r=r, m=m)
-        log_L_new = _log_losses(F_new, y, loss)
+        # constant steps never read log 𝓛: it is computed only at the records (see ``losses_of``)
+        log_L_new = _log_losses(F_new, y, loss) if loss_based else log_L
         if loss_based:
             # Accept iff the loss went down (compared in log space); otherwise undo the step.
             # A step that overflows θ, ‖θ‖² or f is refused like any other bad step.
@@ -213,8 +214,12 @@ def _train_group(W, a, X, y, alpha, alpha_max, step0, opt_state, *, r, m, steps,
     def run(carry, length):
         return jax.lax.scan(one_step, carry, None, length=length)[0]
 
+    def losses_of(carry):
+        return carry[4] if loss_based else _log_losses(carry[3], y, loss)
+
     def record(carry):
-        W, a, _, F, log_L, alpha, _, step, rejected = carry
+        W, a, _, F, _, alpha, _, step, rejected = carry
+        log_L = losses_of(carry)
         nsq = _norm_sq(W, a, r=r, m=m)
         margin = jnp.min(y[:, None] * F, axis=0) / nsq
         smooth = smoothed_margin_of_log_loss(log_L, nsq, loss)
@@ -237,7 +242,8 @@ def _train_group(W, a, X, y, alpha, alpha_max, step0, opt_state, *, r, m, steps,
         carry = run(carry, rem)
         last = record(carry)
         hist = jax.tree.map(lambda h, x: jnp.concatenate([h, x[None]], axis=0), hist, last)
-    W, a, _, F, log_L, alpha, opt_state, step, _ = carry
+    W, a, _, F, _, alpha, opt_state, step, _ = carry
+    log_L = losses_of(carry)
     finite = jnp.all(jnp.isfinite(W.reshape(-1, m, r)), axis=(0, 1)) & jnp.all(jnp.isfinite(a.reshape(m, r)), axis=0)
     diverged = ~(finite & jnp.isfinite(log_L))
     return W, a, alpha, step, opt_state, hist, diverged

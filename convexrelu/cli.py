@@ -465,6 +465,11 @@ def _positive(kind):
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="convexrelu", description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="do not use the persistent compilation cache (default: $CONVEXRELU_CACHE_DIR or ~/.cache/convexrelu/xla)",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser(
@@ -515,6 +520,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if not args.no_cache:
+        from ._cache import enable_compilation_cache
+
+        enable_compilation_cache()  # the solver's ~6 s compile is paid once per machine, not per run
     return args.func(args)
 
 
