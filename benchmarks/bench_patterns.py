@@ -21,7 +21,6 @@ Writes ``benchmarks/results/patterns.md`` and ``patterns.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -31,10 +30,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [_HERE, os.path.join(_HERE, "..")]  # _results (also when loaded by path), convexrelu
 import convexrelu as cr  # noqa: E402
+from _results import write_results  # noqa: E402
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+RESULTS = os.path.join(_HERE, "results")
 
 
 def _available_bytes() -> int:
@@ -161,12 +162,7 @@ def main(argv=None) -> dict:
     lines.append(f"machine: {result['machine']}, {result['cpus']} CPUs, jax {result['jax']}")
     table = "\n".join(lines)
     print(table)
-    os.makedirs(args.out, exist_ok=True)
-    name = "patterns_quick" if args.quick else "patterns"
-    with open(os.path.join(args.out, name + ".md"), "w") as f:
-        f.write(table + "\n")
-    with open(os.path.join(args.out, name + ".json"), "w") as f:
-        json.dump(result, f, indent=2, default=str)
+    write_results(args.out, "patterns_quick" if args.quick else "patterns", table, result)
     return result
 
 

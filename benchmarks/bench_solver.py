@@ -22,8 +22,8 @@ Usage: python benchmarks/bench_solver.py [--quick] [--skip-clarabel-above N] [--
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
+import sys
 import tempfile
 import time
 
@@ -35,6 +35,9 @@ import numpy as np  # noqa: E402
 
 import convexrelu as cr  # noqa: E402
 from convexrelu import _programs as prog  # noqa: E402
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))  # _results, also when loaded by path
+from _results import write_results  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).parent / "results"
 
@@ -153,8 +156,7 @@ def bench_scnn(name, X, y, lam, gates):
     # scnn returns its gates reordered: its U[j], V[j] belong to the pattern of its G[:, j]
     G = np.asarray(model.G)
     Dp = jnp.asarray((X @ G).T >= 0)
-    same = np.unique(np.asarray(Dp), axis=0)
-    assert same.shape == np.unique(np.asarray(D), axis=0).shape and (same == np.unique(np.asarray(D), axis=0)).all()
+    assert np.array_equal(np.unique(np.asarray(Dp), axis=0), np.unique(np.asarray(D), axis=0))
     U, V = (jnp.asarray(np.asarray(a)[0]) for a in model.parameters[:2])
     peer_obj = float(prog.regularized_primal_objective(Xj, yj, Dp, U, V, beta=beta, loss="squared")) / n
     row.update(peer="scnn AL", peer_s=t_peer, peer_objective=peer_obj,
@@ -197,14 +199,11 @@ def main(argv=None):
     # a fresh cache directory: the first call compiles, the "cached" call then loads from it
     cr.enable_compilation_cache(tempfile.mkdtemp(prefix="bench-solver-xla-"))
     name = "solver_quick" if args.quick else "solver"
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     rows = []
 
     def save(new):  # after every stage, so that a long run leaves its finished rows behind
         rows.extend(new)
-        (out / f"{name}.md").write_text(table(rows) + "\n")
-        (out / f"{name}.json").write_text(json.dumps(rows, indent=1, default=float))
+        write_results(args.out, name, table(rows), rows)
 
     if args.quick:
         save(bench_max_margin([(30, 3, 40)], None))

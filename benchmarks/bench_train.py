@@ -20,7 +20,6 @@ Usage: ``python benchmarks/bench_train.py [--quick] [--out DIR]``. Writes
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -30,10 +29,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [_HERE, os.path.join(_HERE, "..")]  # _results (also when loaded by path), convexrelu
 import convexrelu as cr  # noqa: E402
+from _results import write_results  # noqa: E402
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+RESULTS = os.path.join(_HERE, "results")
 
 
 def _best_interleaved(fns, repeats: int) -> list[float]:
@@ -163,13 +164,8 @@ def main(argv=None) -> dict:
         jax_devices=[str(dv) for dv in jax.devices()],
     )
     print(table)
-    os.makedirs(args.out, exist_ok=True)
-    name = "train_quick" if args.quick else "train"
-    with open(os.path.join(args.out, name + ".md"), "w") as f:
-        f.write(f"Gradient descent throughput ({result['dtype']}, {result['machine']['cpus']} CPUs, jax {jax.__version__})\n\n")
-        f.write(table + "\n")
-    with open(os.path.join(args.out, name + ".json"), "w") as f:
-        json.dump(result, f, indent=2, default=str)
+    title = f"Gradient descent throughput ({result['dtype']}, {result['machine']['cpus']} CPUs, jax {jax.__version__})"
+    write_results(args.out, "train_quick" if args.quick else "train", f"{title}\n\n{table}", result)
     return result
 
 

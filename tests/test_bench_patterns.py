@@ -1,22 +1,11 @@
 """The patterns benchmark runs at a tiny size and its two implementations agree."""
 
-import importlib.util
-import os
-
 import convexrelu as cr
-
-_PATH = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_patterns.py")
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_patterns", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from _benchmarks import load_benchmark
 
 
 def test_bench_patterns_quick(tmp_path):
-    res = _load().main(["--quick", "--out", str(tmp_path)])
+    res = load_benchmark("bench_patterns").main(["--quick", "--out", str(tmp_path)])
     assert (tmp_path / "patterns_quick.md").exists() and (tmp_path / "patterns_quick.json").exists()
     ours = [r for r in res["rows"] if r["impl"] == "convexrelu"]
     assert ours and all(0 < r["patterns"] <= min(r["gates"], cr.pattern_count(res["n"], res["d"])) for r in ours)

@@ -1,17 +1,11 @@
 """The solver benchmark runs at a tiny size and its numbers are sane (not timings)."""
 
-import importlib.util
-import pathlib
-
 import numpy as np
+from _benchmarks import load_benchmark
 
 
 def test_bench_solver_quick(tmp_path):
-    path = pathlib.Path(__file__).parents[1] / "benchmarks" / "bench_solver.py"
-    spec = importlib.util.spec_from_file_location("bench_solver", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    rows = mod.main(["--quick", "--out", str(tmp_path)])
+    rows = load_benchmark("bench_solver").main(["--quick", "--out", str(tmp_path)])
     assert (tmp_path / "solver_quick.md").exists() and (tmp_path / "solver_quick.json").exists()
     mm = rows[0]
     assert mm["peer"] == "clarabel" and abs(mm["rel_diff"]) <= 1e-5

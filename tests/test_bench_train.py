@@ -1,20 +1,10 @@
 """The training benchmark runs at a tiny size and its implementations agree."""
 
-import importlib.util
-import os
-
-_PATH = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_train.py")
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_train", _PATH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from _benchmarks import load_benchmark
 
 
 def test_bench_train_quick(tmp_path):
-    res = _load().main(["--quick", "--out", str(tmp_path)])
+    res = load_benchmark("bench_train").main(["--quick", "--out", str(tmp_path)])
     assert (tmp_path / "train_quick.md").exists() and (tmp_path / "train_quick.json").exists()
     for row in res["rows"]:
         assert row["single_steps_per_s"] > 0 and row["batched_steps_per_s"] > 0 and row["vmap_steps_per_s"] > 0
