@@ -227,10 +227,7 @@ def _factor(Xs, Df, XX, wc, Hq, om) -> _Fac:
         F = (Dc[:, :, None] * jnp.einsum("na,jba->njb", Xs, Rc)).reshape(n, -1)
         return K + F @ F.T, None
 
-    if nch == 1:
-        K = body(jnp.zeros((n, n), dtype), (Dp[0], Rp[0]))[0]
-    else:
-        K, _ = jax.lax.scan(body, jnp.zeros((n, n), dtype), (Dp, Rp))
+    K, _ = jax.lax.scan(body, jnp.zeros((n, n), dtype), (Dp, Rp))
     so = jnp.sqrt(om)
     C = jnp.eye(n, dtype=dtype) + so[:, None] * (0.5 * (K + K.T)) * so[None, :]
     return _Fac(Binv, B, om, jnp.linalg.cholesky(C))
