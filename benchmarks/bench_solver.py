@@ -15,8 +15,8 @@ returns ``U, V`` as ``(c, p, d)``; its AL solver enforces the cone constraints o
 so its own cone violation (``peer_residual``, :func:`convexrelu._programs.constraint_violation`)
 is reported next to its objective.
 
-Usage: python benchmarks/bench_solver.py [--quick] [--skip-clarabel-above N] [--no-scnn]
-(``N``: skip Clarabel when ``n · p > N``).
+Usage: python benchmarks/bench_solver.py [--quick] [--sizes "n,d,p;..."] [--skip-clarabel-above N]
+[--no-scnn | --scnn-data synthetic,breast_cancer] [--out DIR] (``N``: skip Clarabel when ``n · p > N``).
 """
 
 from __future__ import annotations
@@ -192,6 +192,8 @@ def main(argv=None):
     ap.add_argument("--skip-clarabel-above", type=int, default=None, metavar="N",
                     help="skip Clarabel when n * p > N")
     ap.add_argument("--no-scnn", action="store_true")
+    ap.add_argument("--scnn-data", default="synthetic,breast_cancer",
+                    help="the datasets of the scnn comparison, comma-separated")
     ap.add_argument("--out", default=str(RESULTS), help="directory for the .md/.json tables")
     ap.add_argument("--sizes", default="100,8,300;200,10,1000;1000,20,2000",
                     help="max-margin sizes 'n,d,p;n,d,p;...'")
@@ -213,9 +215,11 @@ def main(argv=None):
     else:
         sizes = [tuple(int(v) for v in t.split(",")) for t in args.sizes.split(";") if t]
         save(bench_max_margin(sizes, args.skip_clarabel_above))
-        if not args.no_scnn:
+        data = [] if args.no_scnn else args.scnn_data.split(",")
+        if "synthetic" in data:
             X, y = synthetic(1000, 50)
             save([bench_scnn("synthetic", X, y, 0.01, np.random.default_rng(1).standard_normal((50, 500)))])
+        if "breast_cancer" in data:
             X, y = breast_cancer()
             save([bench_scnn("breast_cancer", X, y, 1e-3, np.random.default_rng(2).standard_normal((X.shape[1], 500)))])
     print(table(rows))

@@ -469,13 +469,6 @@ def _run(X, y, D, beta, program, tol, max_iters, throw, init, check_every, infea
             X, y, D, jnp.asarray(beta, dt), jnp.asarray(tol_, dt), jnp.asarray(itol, dt),
             jnp.asarray(max_iters_, jnp.int32), program,
         )
-        # a stalled interior-point run (e.g. a nearly infeasible max-margin program, whose Farkas
-        # ray the IPM's dual iterate has not yet validated) is handed to ADMM, which returns the
-        # certificate or the optimum; only possible with concrete (not traced) status
-        if is_concrete(status) and np.any(np.asarray(status) == NUMERICAL_ERROR):
-            sol = _run(X, y, D, beta, program, tol, max_iters, False, None, check_every, infeasible_tol, "admm")
-            sol = eqx.tree_at(lambda s: s.iterations, sol, sol.iterations + k)
-            return _raise_or_flag(sol, throw)
     else:
         U, V, dual, nu, opt, status, k = _solve(
             X, y, D, jnp.asarray(beta, dt), init_arrs, jnp.asarray(tol_, dt), jnp.asarray(itol, dt),
@@ -485,6 +478,13 @@ def _run(X, y, D, beta, program, tol, max_iters, throw, init, check_every, infea
         U=U, V=V, patterns=D, value=opt.value, dual=dual, cone_dual=nu, gap=opt.gap,
         residual=opt.residual, status=status, iterations=k, beta=jnp.asarray(beta, dt), program=program,
     )
+    # a stalled interior-point run (e.g. a nearly infeasible max-margin program, whose Farkas ray
+    # the IPM's dual iterate has not yet validated, or a tolerance below the IPM's floating-point
+    # floor) is handed to ADMM, warm-started from the IPM's best candidate, which returns the
+    # certificate or the optimum; only possible with concrete (not traced) status
+    if method == "ipm" and is_concrete(status) and np.any(np.asarray(status) == NUMERICAL_ERROR):
+        admm = _run(X, y, D, beta, program, tol, max_iters, False, sol, check_every, infeasible_tol, "admm")
+        sol = eqx.tree_at(lambda s: s.iterations, admm, admm.iterations + k)
     return _raise_or_flag(sol, throw)
 
 
@@ -526,8 +526,9 @@ def solve_max_margin(
         check_every: ADMM iterations between optimality checks (the IPM checks every iteration).
         method: ``"ipm"`` (interior point), ``"admm"``, or ``"auto"`` (default): the IPM unless
             ``init`` is given. An IPM run that stalls numerically (status ``numerical_error``,
-            e.g. on a nearly infeasible program) is re-solved by ADMM when the status is concrete
-            (not under ``jit``/``vmap``); the iteration count then adds both.
+            e.g. on a nearly infeasible program, or at a ``tol`` below its floating-point floor of
+            about 1e-8) is continued by ADMM from the IPM's best candidate when the status is
+            concrete (not under ``jit``/``vmap``); the iteration count then adds both.
         infeasible_tol: Farkas-residual threshold (default ``tol``): a multiplier ray with
             :func:`convexrelu._programs.max_margin_infeasibility` ``≤ infeasible_tol`` proves
             ``P* ≥ 1/(infeasible_tol · max_i ‖x_i‖)`` and is reported as infeasible.

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import convexrelu as cr
+from convexrelu import _ipm
 from convexrelu import _programs as prog
 from convexrelu._solution import INFEASIBLE, MAX_ITERS, SUCCESS
 
@@ -118,6 +119,55 @@ def test_vmap_over_beta_equals_loop():
         assert int(batch.status[i]) == SUCCESS == int(one.status)
         np.testing.assert_allclose(batch.value[i], one.value, rtol=3e-6)
         assert float(batch.gap[i]) <= 1e-6 and float(batch.residual[i]) <= 1e-6
+
+
+@pytest.mark.parametrize("dtype", [jnp.float64, jnp.float32])
+def test_host_gram_equals_xla_gram(dtype, monkeypatch):
+    # the capacitance Gram Σ_j (D_j ⊙ X R_jᵀ)(D_j ⊙ X R_jᵀ)ᵀ: host BLAS and XLA, with chunks
+    # that do not divide p (padding in XLA, a short last chunk in NumPy), against one einsum
+    monkeypatch.setattr(_ipm, "_CHUNK_ELEMS", 7 * 13 * 3)
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(7), 3)
+    n, d, p = 13, 3, 17
+    X = jax.random.normal(k1, (n, d), dtype)
+    Df = (jax.random.uniform(k2, (p, n)) > 0.5).astype(dtype)
+    R = jax.random.normal(k3, (p, d, d), dtype)
+    F = Df[:, :, None] * jnp.einsum("na,jba->jnb", X, R)  # (p, n, d)
+    ref = np.einsum("jna,jma->nm", np.asarray(F, np.float64), np.asarray(F, np.float64))
+    rtol = 1e-12 if dtype == jnp.float64 else 1e-5
+    for K in (_ipm._gram_numpy(X, Df, R), jax.jit(_ipm._gram_xla)(X, Df, R)):
+        assert K.dtype == dtype
+        np.testing.assert_allclose(np.asarray(K, np.float64), ref, rtol=rtol, atol=rtol * np.abs(ref).max())
+
+
+def test_host_blas_path_solves_under_vmap(monkeypatch):
+    # force the host-BLAS capacitance (used on the CPU for large n² p d) on a problem of its own
+    # shape (a fresh trace), batched over β: each solve matches Clarabel on the same patterns
+    calls = []
+    gram = _ipm._gram_numpy
+    monkeypatch.setattr(_ipm, "_gram_numpy", lambda *a: (calls.append(1), gram(*a))[1])
+    monkeypatch.setattr(_ipm, "_HOST_GEMM_WORK", 0)
+    X, _, D, out = teacher_problem(3)
+    X, out, D = X[:17], out[:17], D[:, :17]
+    betas = jnp.array([0.02, 0.5])
+    batch = jax.vmap(lambda b: cr.solve_regularized(X, out, D, beta=b, method="ipm", throw=False))(betas)
+    assert calls, "the host-BLAS Gram was not used"
+    for i, b in enumerate(np.asarray(betas)):
+        ref, *_ = regularized_reference(X, out, D, beta=float(b))
+        assert int(batch.status[i]) == SUCCESS
+        assert abs(float(batch.value[i]) - ref) <= 2e-6 * max(1.0, abs(ref))
+
+
+def test_stalled_ipm_continues_with_admm_from_its_candidate():
+    # tol 1e-10 is below the interior-point method's floating-point floor (about 1e-8 here): it
+    # stalls, and ADMM warm-started from its best candidate finishes in far fewer iterations
+    # than ADMM from scratch
+    X, y, D = teacher_problem(0)[:3]
+    tol = 1e-10
+    sol = cr.solve_max_margin(X, y, D, tol=tol, method="ipm")
+    cold = cr.solve_max_margin(X, y, D, tol=tol, method="admm")
+    assert sol.ok and float(sol.gap) <= tol and float(sol.residual) <= tol
+    assert int(sol.iterations) < int(cold.iterations) / 2
+    np.testing.assert_allclose(sol.value, cold.value, rtol=3 * tol)
 
 
 def test_warm_start_reduces_iterations():
