@@ -49,6 +49,7 @@ import numpy as np
 from jaxtyping import Array
 
 from . import _programs as prog
+from ._cache import solver_jit
 from ._solution import INFEASIBLE, MAX_ITERS, NUMERICAL_ERROR, SUCCESS
 
 _RUNNING = -1
@@ -351,7 +352,7 @@ def _finite(*trees):
     return jnp.all(jnp.stack(leaves))
 
 
-@eqx.filter_jit
+@solver_jit(static_argnames=("program",))
 def ipm_solve(X, y, D, beta, tol, infeasible_tol, max_iters, program: str):
     """One instance of the interior-point method (``jax.vmap`` batches it); see the module
     docstring. Returns ``(U, V, dual, cone_dual, optimality, status, iterations)``."""

@@ -55,6 +55,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from . import _programs as prog
+from ._cache import solver_jit
 from ._ipm import ipm_solve
 from ._solution import (
     INFEASIBLE,
@@ -226,7 +227,7 @@ def _finite(v: _Vars):
     return jnp.all(jnp.array([jnp.all(jnp.isfinite(a)) for a in jax.tree_util.tree_leaves(v)]))
 
 
-@eqx.filter_jit
+@solver_jit(static_argnames=("program", "check_every"))
 def _solve(X, y, D, beta, init, tol, infeasible_tol, max_iters, program: str, check_every: int):
     dtype = X.dtype
     n, d = X.shape

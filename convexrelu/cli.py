@@ -523,7 +523,7 @@ def main(argv=None) -> int:
     if not args.no_cache:
         from ._cache import enable_compilation_cache
 
-        enable_compilation_cache()  # the solver's ~6 s compile is paid once per machine, not per run
+        enable_compilation_cache()  # the solvers' 1-3 s compiles are paid once per machine, not per run
     return args.func(args)
 
 

@@ -64,3 +64,32 @@ def test_cache_refuses_bad_arguments(tmp_path, restore_cache_config):
     f.write_text("")
     with pytest.raises(ValueError, match="not a directory"):
         cr.enable_compilation_cache(f)
+
+
+def test_solver_jit_matches_jax_jit_under_transformations():
+    """The solvers' compiler options change the compile, not the mathematics: a small loop
+    with a static argument agrees with plain ``jax.jit`` called directly and under ``vmap``,
+    ``jit``, ``grad`` and ``lax.map`` (where the options must be dropped)."""
+
+    def newton_sqrt(a, *, mode):
+        def body(_, x):
+            return 0.5 * (x + a / x)
+
+        x = jax.lax.fori_loop(0, 30, body, jnp.ones_like(a))
+        return x if mode == "root" else x * x
+
+    ours = cr._cache.solver_jit(newton_sqrt, static_argnames=("mode",))
+    ref = jax.jit(newton_sqrt, static_argnames=("mode",))
+    a = jnp.linspace(0.5, 9.0, 7)
+    np.testing.assert_allclose(ours(a, mode="root"), np.sqrt(np.asarray(a)), rtol=1e-12)
+    np.testing.assert_allclose(ours(a, mode="square"), ref(a, mode="square"), rtol=1e-14)
+    batched = jax.vmap(lambda v: ours(v, mode="root"))(a.reshape(7, 1))
+    np.testing.assert_allclose(batched[:, 0], ref(a, mode="root"), rtol=1e-14)
+    nested = jax.jit(lambda v: ours(v, mode="root") + 1.0)(a)
+    np.testing.assert_allclose(nested, ref(a, mode="root") + 1.0, rtol=1e-14)
+    inside = jax.jit(jax.vmap(lambda v: ours(v, mode="root")))(a.reshape(7, 1))
+    np.testing.assert_allclose(inside[:, 0], ref(a, mode="root"), rtol=1e-14)
+    slope = jax.grad(lambda v: ours(v, mode="square"))(jnp.asarray(2.0))
+    np.testing.assert_allclose(slope, 1.0, rtol=1e-12)  # d(√a)²/da = 1
+    looped = jax.lax.map(lambda v: ours(v, mode="root"), a)
+    np.testing.assert_allclose(looped, ref(a, mode="root"), rtol=1e-14)
