@@ -434,11 +434,12 @@ def ipm_solve(X, y, D, beta, tol, infeasible_tol, max_iters, program: str):
         def div(a: _Pt, b: _Pt) -> _Pt:  # solve a ∘ x = b
             return _Pt(b.m / a.m, b.c / a.c, _soc_div(a.q, b.q))
 
+        W2rz = W(W(rz))  # the same for both directions
+
         def newton(ds: _Pt):
             """Solve P Δx + GᵀΔz = -r_x, G Δx + Δs = -r_z, λ ∘ (W Δs + W⁻¹ Δz) = ds."""
             u = div(lam, ds)
             Wu = W(u)
-            W2rz = W(W(rz))
             rhs = jnp.where(init, rhs0, -rx - GT(_add(Wu, W2rz)))
             dx = _nsolve(fac, rhs, A, AT)
             Gdx = G(dx)
@@ -458,32 +459,39 @@ def ipm_solve(X, y, D, beta, tol, infeasible_tol, max_iters, program: str):
         def pc(i, carry):
             """i = 0: affine (predictor) direction; i = 1: combined direction with the
             second-order correction and centring σ = (1 - α_aff)³ (Mehrotra). A loop, so the
-            Newton solve is compiled once."""
-            dsa, dza, _, _ = carry
-            aa = jnp.minimum(1.0, jnp.minimum(max_step(s, dsa), max_step(z, dza)))
-            sigma = jnp.clip(1.0 - aa, 0.0, 1.0) ** 3
-            corr = circ(W(dsa), Winv(dza))
-            ds = _add(_add(neg, corr, -1.0), e, sigma * mu)
-            ds = jax.tree_util.tree_map(lambda a, b: jnp.where(i == 0, a, b), neg, ds)
+            Newton solve is compiled once. Each pass ends with its direction's longest step
+            (the predictor's sets σ, the combined direction's the step taken)."""
+            dsa, dza, _, aa = carry
+
+            def combined():
+                sigma = jnp.clip(1.0 - jnp.minimum(1.0, aa), 0.0, 1.0) ** 3
+                corr = circ(W(dsa), Winv(dza))
+                return _add(_add(neg, corr, -1.0), e, sigma * mu)
+
+            ds = jax.lax.cond(i == 0, lambda: neg, combined)
             dx, dsv, dz = newton(ds)
-            return dsv, dz, dx, aa
+            return dsv, dz, dx, jnp.minimum(max_step(s, dsv), max_step(z, dz))
 
         zero = _Pt(jnp.zeros_like(s.m), jnp.zeros_like(s.c), jnp.zeros_like(s.q))
-        dsv, dz, dx, aa = jax.lax.fori_loop(0, 2, pc, (zero, zero, jnp.zeros_like(x), jnp.zeros((), dtype)))
-        amax = jnp.minimum(max_step(s, dsv), max_step(z, dz))
+        dsv, dz, dx, amax = jax.lax.fori_loop(0, 2, pc, (zero, zero, jnp.zeros_like(x), jnp.zeros((), dtype)))
         alpha = jnp.minimum(1.0, _STEP * amax)
-        r0 = _add(h, G(dx), -1.0)  # the initial point from x0 = dx (W = I, rhs0)
-        sel = lambda a, b: jax.tree_util.tree_map(lambda u, v: jnp.where(init, u, v), a, b)  # noqa: E731
-        x_n = jnp.where(init, dx, x + alpha * dx)
-        s_n = sel(shift(r0), _add(s, dsv, alpha))
-        z_n = sel(shift(_Pt(-r0.m, -r0.c, -r0.q)), _add(z, dz, alpha))
+
+        def initial_point():  # from x0 = dx (W = I, rhs0): s = h - G x0, z = G x0 - h, shifted
+            r0 = _add(h, G(dx), -1.0)
+            return dx, shift(r0), shift(_Pt(-r0.m, -r0.c, -r0.q))
+
+        def step():
+            return x + alpha * dx, _add(s, dsv, alpha), _add(z, dz, alpha)
+
+        x_n, s_n, z_n = jax.lax.cond(init, initial_point, step)
         k_n = st.k + 1
         U, V, dual, nu, opt = score(x_n, z_n)
         finite = _finite(x_n, s_n, z_n) & (init | (jnp.isfinite(opt.value) & jnp.isfinite(opt.gap)))
         status = jnp.where((opt.gap <= tol) & (opt.residual <= tol), SUCCESS, _RUNNING)
         if mm:
             # a diverging dual iterate is a Farkas ray once max_margin_infeasibility validates it
-            eps = prog.max_margin_infeasibility(X, y, D, z_n.m, z_n.c.reshape(2, p, n))
+            # max_margin_infeasibility of (z_m, z_c), from the bound of the same multipliers rescaled
+            eps = prog.farkas_residual(X, opt.dual_value)
             infeas = (status == _RUNNING) & (eps <= infeasible_tol) & finite & ~init
             tot = jnp.sum(jnp.maximum(z_n.m, 0.0))
             tot = jnp.where(tot > 0, tot, 1.0)

@@ -171,12 +171,15 @@ def max_margin_infeasibility(
     ``ε`` certifies ``P* ≥ 1 / (ε max_i ‖x_i‖)`` by weak duality; ``ε = 0`` is an exact Farkas
     certificate that the max-margin program is infeasible (``y ⊙ f ≥ 1`` impossible on the cones).
     """
-    mu = jax.nn.relu(mu)
-    nu = jax.nn.relu(nu)
-    s = jnp.sum(mu)
-    scale = jnp.max(jnp.linalg.norm(X, axis=1))
-    c = dual_norm(X, D, y * mu, nu)
-    return jnp.where(s > 0, c / jnp.where(s > 0, s * scale, 1.0), jnp.inf)
+    return farkas_residual(X, max_margin_dual_objective(X, y, D, mu, nu))
+
+
+def farkas_residual(X: Float[Array, "n d"], dual_value: Float[Array, ""]) -> Float[Array, ""]:
+    """:func:`max_margin_infeasibility` of multipliers whose :func:`max_margin_dual_objective` is
+    ``dual_value``: ``ε = 1 / (dual_value · max_i ‖x_i‖)``, since the dual bound is the ratio
+    ``1ᵀμ⁺ / max_b ‖g_b‖`` that ``ε`` inverts (``0 ↦ +inf``, ``+inf ↦ 0``). A solver that has
+    scored its multipliers gets ``ε`` without a second pass over the ``(2, p, n)`` ``ν``."""
+    return 1.0 / (dual_value * jnp.max(jnp.linalg.norm(X, axis=1)))
 
 
 def regularized_primal_objective(

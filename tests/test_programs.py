@@ -80,6 +80,23 @@ def test_farkas_ray_of_collinear_points():
     assert float(prog.max_margin_infeasibility(X, y, D, jnp.zeros(2), nu)) == np.inf
 
 
+def test_farkas_residual_is_the_inverse_of_the_dual_bound():
+    """ε = max_b ‖g_b‖ / (1ᵀμ⁺ max_i ‖x_i‖), from the explicit blocks, equals 1/(bound · max ‖x_i‖)."""
+    X, y, D = _problem(3)
+    Xn, Dn, yn = np.asarray(X), np.asarray(D, dtype=float), np.asarray(y)
+    S = 2 * Dn - 1
+    for seed in range(3):
+        k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
+        mu = jax.random.normal(k1, (X.shape[0],))  # negative entries: μ⁺ is used
+        nu = jax.random.uniform(k2, (2,) + D.shape)
+        mp, nn = np.maximum(np.asarray(mu), 0), np.asarray(nu)
+        g = [Xn.T @ (Dn[j] * yn * mp) * sgn + Xn.T @ (S[j] * nn[b, j]) for b, sgn in ((0, 1), (1, -1)) for j in range(D.shape[0])]
+        eps = max(np.linalg.norm(v) for v in g) / (mp.sum() * np.linalg.norm(Xn, axis=1).max())
+        bound = prog.max_margin_dual_objective(X, y, D, mu, nu)
+        assert float(prog.farkas_residual(X, bound)) == pytest.approx(eps, rel=1e-12)
+        assert float(prog.max_margin_infeasibility(X, y, D, mu, nu)) == pytest.approx(eps, rel=1e-12)
+
+
 def test_lagrangian_gradient_is_derivative_of_optimal_value():
     """Envelope theorem: ∂P*/∂X = ∂L/∂X at the primal-dual solution, D held fixed."""
     X, y, D = _problem(4, n=10, d=3, p=8)
