@@ -179,15 +179,55 @@ def bench_scnn(name, X, y, lam, gates):
     return row
 
 
+HEADER = """# Native interior-point solver vs Clarabel (max-margin) and vs scnn's AL (regularized squared loss), float64
+
+`python benchmarks/bench_solver.py {args}`, {date}, {cpus} CPU cores, JAX {jax}, cvxpy {cvxpy}.
+Max-margin rows: teacher data plus the teacher's patterns, tol 1e-6; Clarabel is skipped where
+`n · p` exceeds `--skip-clarabel-above`.
+
+- `ours_first_call_s`: first call in a process with an empty compilation cache (XLA compile + solve).
+  `ours_cached_first_call_s`: first call of a process whose persistent compilation cache is warm
+  (`convexrelu.enable_compilation_cache()`, on by default in the CLI). `ours_s`: a repeated call.
+- `peer_s`: cvxpy + Clarabel end to end (cvxpy's compile included), or scnn's `optimize_model` with
+  `AL`; `peer_solve_s`: Clarabel's own solve time.
+- `speedup_incl_compile = peer_s / ours_first_call_s`, `speedup_cached = peer_s /
+  ours_cached_first_call_s`, `speedup = peer_s / ours_s`, `speedup_solve_only = peer_solve_s / ours_s`.
+- scnn rows: scnn's convention `1/(2n)‖f − y‖² + λ Σ‖·‖` on scnn's 500 gates (scnn reorders them; its
+  blocks are scored on the pattern of its own `G[:, j]`). `peer_objective` is scnn's convex objective,
+  whose cone constraints it leaves violated (`peer_residual`, relative); ours is feasible and
+  certified by its duality gap, so no feasible point of the program goes below `ours_objective`.
+  `peer_network_objective`: scnn's blocks as the ReLU network they define, a point of the non-convex
+  problem (its neurons may take patterns outside the given ones, so it can go below the program's
+  optimum). `ours_loose_*`: the loosest of our tolerances 1e-3, 1e-4, 1e-5 whose objective is at or
+  below scnn's.
+"""
+
+
+def header(argv):
+    import datetime
+    import importlib.metadata
+    import os
+
+    try:
+        cvxpy = importlib.metadata.version("cvxpy")
+    except importlib.metadata.PackageNotFoundError:
+        cvxpy = "not installed"
+    return HEADER.format(args=" ".join(argv), date=datetime.date.today().isoformat(), cpus=os.cpu_count(),
+                         jax=jax.__version__, cvxpy=cvxpy)
+
+
 def table(rows):
     keys = ["program", "data", "n", "d", "p", "ours_first_call_s", "ours_cached_first_call_s", "ours_s", "ours_iters",
             "peer", "peer_s", "peer_solve_s", "speedup_incl_compile", "speedup_cached", "speedup", "speedup_solve_only", "ours_value", "peer_value",
             "ours_objective", "peer_objective", "peer_network_objective", "rel_diff", "ours_loose_tol", "ours_loose_s", "ours_loose_objective",
             "speedup_loose", "ours_gap", "ours_residual", "peer_residual"]
     keys = [k for k in keys if any(k in r for r in rows)]
-    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)  # noqa: E731
+    def fmt(k, v):  # objectives to 7 digits: their differences are what the columns compare
+        digits = 7 if k.endswith(("objective", "value")) else 4
+        return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
+
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(fmt(r.get(k, "")) for k in keys) + " |" for r in rows]
+    lines += ["| " + " | ".join(fmt(k, r.get(k, "")) for k in keys) + " |" for r in rows]
     return "\n".join(lines)
 
 
@@ -208,9 +248,11 @@ def main(argv=None):
     name = "solver_quick" if args.quick else "solver"
     rows = []
 
+    head = header(sys.argv[1:] if argv is None else argv)
+
     def save(new):  # after every stage, so that a long run leaves its finished rows behind
         rows.extend(new)
-        write_results(args.out, name, table(rows), rows)
+        write_results(args.out, name, head + "\n" + table(rows), rows)
 
     if args.quick:
         save(bench_max_margin([(30, 3, 40)], None))

@@ -490,7 +490,7 @@ def ipm_solve(X, y, D, beta, tol, infeasible_tol, max_iters, program: str):
         status = jnp.where((opt.gap <= tol) & (opt.residual <= tol), SUCCESS, _RUNNING)
         if mm:
             # a diverging dual iterate is a Farkas ray once max_margin_infeasibility validates it
-            # max_margin_infeasibility of (z_m, z_c), from the bound of the same multipliers rescaled
+            # (of (z_m, z_c): from the dual bound of the same multipliers, rescaled)
             eps = prog.farkas_residual(X, opt.dual_value)
             infeas = (status == _RUNNING) & (eps <= infeasible_tol) & finite & ~init
             tot = jnp.sum(jnp.maximum(z_n.m, 0.0))
