@@ -460,7 +460,7 @@ def ipm_solve(X, y, D, beta, tol, infeasible_tol, max_iters, program: str):
             """i = 0: affine (predictor) direction; i = 1: combined direction with the
             second-order correction and centring σ = (1 - α_aff)³ (Mehrotra). A loop, so the
             Newton solve is compiled once. Each pass ends with its direction's longest step
-            (the predictor's sets σ, the combined direction's the step taken)."""
+            (the predictor's sets σ; the combined direction's is the step taken)."""
             dsa, dza, _, aa = carry
 
             def combined():
