@@ -159,11 +159,10 @@ def bench_scnn(name, X, y, lam, gates):
     assert np.array_equal(np.unique(np.asarray(Dp), axis=0), np.unique(np.asarray(D), axis=0))
     U, V = (jnp.asarray(np.asarray(a)[0]) for a in model.parameters[:2])
     peer_obj = float(prog.regularized_primal_objective(Xj, yj, Dp, U, V, beta=beta, loss="squared")) / n
-    # scnn's blocks as the ReLU network they define (ψ: neurons relu(X u_j), -relu(X v_j)), a point of
-    # the non-convex problem whatever the cone violation: its true objective, in the same convention
-    Un, Vn = np.asarray(U), np.asarray(V)
-    f_net = np.maximum(X @ Un.T, 0).sum(1) - np.maximum(X @ Vn.T, 0).sum(1)
-    net_obj = 0.5 * np.sum((f_net - y) ** 2) / n + lam * (np.linalg.norm(Un, axis=1).sum() + np.linalg.norm(Vn, axis=1).sum())
+    # scnn's blocks as the ReLU network they define (neurons relu(X u_j), -relu(X v_j), balanced:
+    # ½‖θ‖² = Σ‖u_j‖ + ‖v_j‖), a point of the non-convex problem whatever the cone violation
+    net = cr.balance(cr.Network(jnp.concatenate([U, V]).T, jnp.concatenate([jnp.ones(len(U)), -jnp.ones(len(V))])))
+    net_obj = cr.regularized_objective(net, Xj, yj, beta=beta, loss="squared") / n
     row.update(peer="scnn AL", peer_s=t_peer, peer_objective=peer_obj, peer_network_objective=float(net_obj),
                peer_residual=float(prog.constraint_violation(Xj, yj, Dp, U, V, program="regularized-squared")),
                rel_diff=(ours_obj - peer_obj) / abs(peer_obj), speedup=t_peer / t_ours,
