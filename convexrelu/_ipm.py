@@ -259,10 +259,13 @@ def _factor(Xs, Df, XX, wc, Hq, om) -> _Fac:
     n, d = Xs.shape
     p = Df.shape[0]
     dtype = Xs.dtype
-    # Xᵀ diag(w_b) X for all 2p blocks: one GEMM over the d(d+1)/2 entries of the upper triangle
-    iu, ju = jnp.triu_indices(d)
+    # Xᵀ diag(w_b) X for all 2p blocks: one GEMM over the d(d+1)/2 entries of the upper triangle,
+    # gathered into the symmetric (d, d) blocks (a gather: XLA:CPU runs a scatter as a loop)
+    iu, ju = np.triu_indices(d)
+    tri = np.zeros((d, d), np.int32)
+    tri[iu, ju] = tri[ju, iu] = np.arange(len(iu))
     T = wc @ XX  # (2p, d(d+1)/2)
-    B = Hq.at[:, 1 + iu, 1 + ju].add(T).at[:, 1 + ju, 1 + iu].add(jnp.where(iu == ju, 0.0, T))
+    B = Hq + jnp.pad(T[:, tri], ((0, 0), (1, 0), (1, 0)))
     B = 0.5 * (B + jnp.swapaxes(B, 1, 2))  # unregularized, for the refinement
     # static regularization (ECOS): bounds the condition number of the blocks; the refinement
     # against the unregularized N removes its effect on the step
