@@ -376,7 +376,7 @@ def ipm_solve(X, y, D, beta, tol, infeasible_tol, max_iters, program: str):
     ys = y / sy
     beta_s = jnp.ones((), dtype) if mm else beta / (sx * sy)
     A, AT, G, GT, P, c, h = _problem(Xs, ys, Df, beta_s, program)
-    iu, ju = jnp.triu_indices(d)
+    iu, ju = np.triu_indices(d)  # static, in the order _factor gathers them
     XX = Xs[:, iu] * Xs[:, ju]  # (n, d(d+1)/2): the products x_a x_b, a ≤ b
     nm = n if mm else 0
     degree = nm + 2 * p * n + 2 * p
