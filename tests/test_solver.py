@@ -137,6 +137,12 @@ def test_host_gram_equals_xla_gram(dtype, monkeypatch):
     for K in (_ipm._gram_numpy(X, Df, R), jax.jit(_ipm._gram_xla)(X, Df, R)):
         assert K.dtype == dtype
         np.testing.assert_allclose(np.asarray(K, np.float64), ref, rtol=rtol, atol=rtol * np.abs(ref).max())
+    # single precision (the host path's first iterations), handed back in the solve's dtype
+    K = _ipm._gram_numpy(X, Df, R, True)
+    assert K.dtype == dtype
+    np.testing.assert_allclose(K, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+    if dtype == jnp.float64:  # ... and it is single precision: not float64-accurate
+        assert np.abs(K - ref).max() > 1e-12 * np.abs(ref).max()
 
 
 def test_host_blas_path_solves_under_vmap(monkeypatch):
@@ -155,6 +161,23 @@ def test_host_blas_path_solves_under_vmap(monkeypatch):
         ref, *_ = regularized_reference(X, out, D, beta=float(b))
         assert int(batch.status[i]) == SUCCESS
         assert abs(float(batch.value[i]) - ref) <= 2e-6 * max(1.0, abs(ref))
+
+
+def test_host_gram_single_precision_until_refinement_struggles(monkeypatch):
+    # the host-BLAS Gram starts in single precision and switches to double, for good, once an
+    # iterative refinement struggles (single precision alone cannot reach 1e-6 on max-margin
+    # problems: the margin rows' scaling spans many orders); the optimum is Clarabel's
+    calls = []
+    gram = _ipm._gram_numpy
+    monkeypatch.setattr(_ipm, "_gram_numpy", lambda *a: (calls.append(bool(a[-1])), gram(*a))[1])
+    monkeypatch.setattr(_ipm, "_HOST_GEMM_WORK", 0)
+    X, y, D = teacher_problem(1)[:3]
+    X, y, D = X[:19], y[:19], D[:, :19]  # a shape of its own: a fresh trace with the host path
+    sol = cr.solve_max_margin(X, y, D, method="ipm")
+    ref, *_ = max_margin_reference(X, y, D)
+    assert sol.status == SUCCESS and abs(float(sol.value) - ref) <= 1e-6 * ref and float(sol.gap) <= 1e-6
+    k = calls.index(False)  # switched ...
+    assert k >= 2 and all(calls[:k]) and not any(calls[k:])  # ... after single-precision iterations, for good
 
 
 def test_stalled_ipm_continues_with_admm_from_its_candidate():
