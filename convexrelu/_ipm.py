@@ -60,7 +60,13 @@ from ._cache import solver_jit
 from ._solution import INFEASIBLE, MAX_ITERS, NUMERICAL_ERROR, SUCCESS
 
 _RUNNING = -1
-_STEP = 0.99  # fraction to the boundary
+# the step goes _STEP of the way to the boundary (CVXOPT, ECOS: 0.99), the centring is
+# σ = (1 - α_aff)^_SIGMA_POWER (Mehrotra's: 3). On these degenerate programs (the vanishing
+# blocks' cones sit at their apex) the smaller σ and the margin to the boundary take 9-12% fewer
+# iterations: teacher data (200, 10, 1000), two sets of six seeds, 302 -> 267 and 317 -> 287;
+# (100, 8, 300), four seeds, 150 -> 138; squared loss 46 -> 47 (synthetic), 46 -> 43 (breast cancer)
+_STEP = 0.95
+_SIGMA_POWER = 4
 _REG = (1e-13, 1e-6)  # relative static regularization of the blocks (float64, float32)
 _REFINE_MAX = 10  # at most this many iterative-refinement steps on the normal equations
 _REFINE_TOL = 100.0  # ... stopping at a residual of _REFINE_TOL · eps · ‖rhs‖
@@ -484,13 +490,13 @@ def ipm_solve(X, y, D, beta, tol, infeasible_tol, max_iters, program: str):
 
         def pc(i, carry):
             """i = 0: affine (predictor) direction; i = 1: combined direction with the
-            second-order correction and centring σ = (1 - α_aff)³ (Mehrotra). A loop, so the
-            Newton solve is compiled once. Each pass ends with its direction's longest step
+            second-order correction and centring σ = (1 - α_aff)^_SIGMA_POWER (Mehrotra). A
+            loop, so the Newton solve is compiled once. Each pass ends with its direction's longest step
             (the predictor's sets σ; the combined direction's is the step taken)."""
             dsa, dza, _, aa, struggled = carry
 
             def combined():
-                sigma = jnp.clip(1.0 - jnp.minimum(1.0, aa), 0.0, 1.0) ** 3
+                sigma = jnp.clip(1.0 - jnp.minimum(1.0, aa), 0.0, 1.0) ** _SIGMA_POWER
                 corr = circ(W(dsa), Winv(dza))
                 return _add(_add(neg, corr, -1.0), e, sigma * mu)
 
