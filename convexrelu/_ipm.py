@@ -92,11 +92,27 @@ def _hyp(a):
     return jnp.concatenate([top, bottom], axis=-2)
 
 
+def _hyp_mul(a, v):
+    """``Hyp(a) v`` (:func:`_hyp`) in ``O(k)`` per block, without forming ``Hyp(a)``."""
+    a0, a1 = a[..., :1], a[..., 1:]
+    v0, v1 = v[..., :1], v[..., 1:]
+    a1v1 = jnp.sum(a1 * v1, axis=-1, keepdims=True)
+    return jnp.concatenate([a0 * v0 + a1v1, a1 * (v0 + a1v1 / (1.0 + a0)) + v1], axis=-1)
+
+
+def _hyp_sq(a):
+    """``Hyp(a)² = Hyp(b)``, ``b = Hyp(a) a = (2a0² - 1, 2 a0 a1)`` (boosts along one axis compose)."""
+    a0 = a[..., :1]
+    return _hyp(jnp.concatenate([2.0 * a0 * a0 - 1.0, 2.0 * a0 * a[..., 1:]], axis=-1))
+
+
 def _nt_soc(s, z):
     """Nesterov-Todd scaling of SOC blocks ``(..., k)``: ``W`` symmetric with ``W s = W⁻¹ z``.
 
     ``s̄ = s/‖s‖_J``, ``z̄ = z/‖z‖_J``, ``γ = sqrt((1 + z̄ᵀs̄)/2)``, ``w̄ = (s̄ + J z̄)/(2γ)``,
     ``W = η Hyp(J w̄)``, ``W⁻¹ = Hyp(w̄)/η``, ``η = sqrt(‖z‖_J/‖s‖_J)`` (Vandenberghe 2010, §4.3).
+    Returns ``(η, J w̄, w̄)``: ``W`` and ``W⁻¹`` are applied in ``O(k)`` (:func:`_hyp_mul`), and
+    only ``W² = η² Hyp(J w̄)²`` is formed (:func:`_hyp_sq`), for the normal equations.
     """
     ns, nz = _jnorm(s), _jnorm(z)
     sb, zb = s / ns[..., None], z / nz[..., None]
@@ -104,8 +120,7 @@ def _nt_soc(s, z):
     Jz = jnp.concatenate([zb[..., :1], -zb[..., 1:]], axis=-1)
     wb = (sb + Jz) / (2.0 * gam[..., None])
     Jw = jnp.concatenate([wb[..., :1], -wb[..., 1:]], axis=-1)
-    eta = jnp.sqrt(nz / ns)[..., None, None]
-    return eta * _hyp(Jw), _hyp(wb) / eta
+    return jnp.sqrt(nz / ns)[..., None], Jw, wb
 
 
 def _soc_circ(u, v):
@@ -130,7 +145,7 @@ def _soc_step(x, dx):
     nx = _jnorm(x)
     xb = x / nx[..., None]
     Jx = jnp.concatenate([xb[..., :1], -xb[..., 1:]], axis=-1)
-    rho = jnp.einsum("...ij,...j->...i", _hyp(Jx), dx) / nx[..., None]
+    rho = _hyp_mul(Jx, dx) / nx[..., None]
     m = jnp.linalg.norm(rho[..., 1:], axis=-1) - rho[..., 0]
     return jnp.min(jnp.where(m > 0, 1.0 / jnp.where(m > 0, m, 1.0), jnp.inf))
 
@@ -449,16 +464,16 @@ def ipm_solve(X, y, D, beta, tol, infeasible_tol, max_iters, program: str):
         # Nesterov-Todd scaling and the scaled point λ = W s = W⁻¹ z
         Wm, Wmi = jnp.sqrt(z.m / s.m), jnp.sqrt(s.m / z.m)  # LP rows: W = sqrt(z/s)
         Wc, Wci = jnp.sqrt(z.c / s.c), jnp.sqrt(s.c / z.c)
-        Wq, Wqi = _nt_soc(s.q, z.q)
-        lam = _Pt(Wm * s.m, Wc * s.c, jnp.einsum("bij,bj->bi", Wq, s.q))
-        W2q = Wq @ Wq
+        eta, Jw, wb = _nt_soc(s.q, z.q)  # W = η Hyp(J w̄), W⁻¹ = Hyp(w̄)/η on the cones
+        lam = _Pt(Wm * s.m, Wc * s.c, eta * _hyp_mul(Jw, s.q))
+        W2q = (eta * eta)[..., None] * _hyp_sq(Jw)
         fac = _factor(Xs, Df, XX, Wc * Wc, W2q, omega(Wm * Wm), st.single)
 
         def W(v: _Pt) -> _Pt:
-            return _Pt(Wm * v.m, Wc * v.c, jnp.einsum("bij,bj->bi", Wq, v.q))
+            return _Pt(Wm * v.m, Wc * v.c, eta * _hyp_mul(Jw, v.q))
 
         def Winv(v: _Pt) -> _Pt:
-            return _Pt(Wmi * v.m, Wci * v.c, jnp.einsum("bij,bj->bi", Wqi, v.q))
+            return _Pt(Wmi * v.m, Wci * v.c, _hyp_mul(wb, v.q) / eta)
 
         def circ(a: _Pt, b: _Pt) -> _Pt:
             return _Pt(a.m * b.m, a.c * b.c, _soc_circ(a.q, b.q))
