@@ -344,7 +344,7 @@ def _nsolve(fac: _Fac, r, A, AT):
         a = so * A(w[:, 1:])
         cc = jax.scipy.linalg.cho_solve((fac.Lc, True), a)
         g = AT(so * cc)
-        return w - bmul(fac.Binv[:, :, 1:], g)
+        return w - bmul(fac.Binv, jnp.pad(g, ((0, 0), (1, 0))))  # no slice of Binv: a copy per step
 
     def nmul(v):
         out = bmul(fac.B, v)
