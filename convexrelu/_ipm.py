@@ -26,7 +26,7 @@ samples. Woodbury with the well-conditioned capacitance ``C = I + Ω½ A B⁻¹ 
 
 ``= F Fᵀ`` with ``F = [D_j ⊙ X R_jᵀ]_j``, ``M_uj + M_vj = R_jᵀ R_j`` (a QR): one GEMM of ``(n, p d)``
 by its transpose (accumulated over chunks of patterns to bound memory; on the CPU, once large, a
-symmetric rank-k update of the host BLAS, see :func:`_gram`),
+symmetric rank-k update of the host BLAS, see :func:`_capacitance`),
 an ``n × n`` Cholesky factor and batched ``(d+1) × (d+1)`` Cholesky factors: ``O(n² p d + p n d²)``
 per iteration, memory ``O(np + pd² + n²)``; iterative refinement on ``N`` (to the floating-point
 floor) recovers the accuracy Woodbury loses when ``B`` is ill-conditioned near the optimum.
@@ -269,32 +269,51 @@ def _gram_numpy(Xs, Df, R, single=False):
     return K.astype(dtype, copy=False)
 
 
+def _capacitance_numpy(Xs, Df, R, so, single=False):
+    """The lower Cholesky factor of ``C = I + diag(so) K diag(so)``, ``K`` from :func:`_gram_numpy`
+    (NaN if ``C`` is not numerically positive definite, for the solver's finiteness check)."""
+    C = _gram_numpy(Xs, Df, R, single)  # exactly symmetric (a rank-k update)
+    so = np.asarray(so, C.dtype)
+    C *= so[:, None]
+    C *= so[None, :]
+    C[np.diag_indices_from(C)] += 1.0
+    try:
+        return np.linalg.cholesky(C)
+    except np.linalg.LinAlgError:
+        return np.full_like(C, np.nan)
+
+
 def _host_gram(Xs, Df):
-    """Whether :func:`_gram` runs on the host BLAS (the CPU backend, ``n² p d ≥ _HOST_GEMM_WORK``)."""
+    """Whether :func:`_capacitance` runs on the host (the CPU backend, ``n² p d ≥ _HOST_GEMM_WORK``)."""
     n, d = Xs.shape
     return jax.default_backend() == "cpu" and n * n * Df.shape[0] * d >= _HOST_GEMM_WORK
 
 
-def _gram(Xs, Df, R, single):
-    """The capacitance Gram ``Σ_j D_j X M_j Xᵀ D_j = F Fᵀ``, ``F = [D_j ⊙ X R_jᵀ]_j``.
+def _capacitance(Xs, Df, R, so, single):
+    """The Cholesky factor of the capacitance ``C = I + Ω½ K Ω½``, ``K = Σ_j D_j X M_j Xᵀ D_j =
+    F Fᵀ``, ``F = [D_j ⊙ X R_jᵀ]_j`` (``so = Ω½``).
 
-    The only ``O(n² p d)`` step of an iteration. On the CPU backend, once it is large
-    (:func:`_host_gram`), it goes to the host BLAS through :func:`jax.pure_callback` (a symmetric
-    rank-k update at 2-3× the speed of XLA:CPU's float64 dot, measured at ``n = 1000,
-    p d = 25 000``), in single precision while the traced flag ``single`` is set (twice the speed
-    again; see :func:`ipm_solve` for when); elsewhere, and for smaller problems (whose compiled
-    solver then stays in the persistent compilation cache), it is an XLA GEMM in the solve's dtype.
+    ``K`` is the only ``O(n² p d)`` step of an iteration. On the CPU backend, once it is large
+    (:func:`_host_gram`), ``C`` and its factor are computed on the host through
+    :func:`jax.pure_callback`: ``K`` is a symmetric rank-k update of the host BLAS at 2-3× the speed
+    of XLA:CPU's float64 dot (measured at ``n = 1000, p d = 25 000``), in single precision while
+    the traced flag ``single`` is set (twice the speed again; see the module docstring for when),
+    and the host's Cholesky factor takes half the time of XLA's. Elsewhere, and for smaller problems
+    (whose compiled solver then stays in the persistent compilation cache), ``K`` is an XLA GEMM in
+    the solve's dtype.
     """
     n = Xs.shape[0]
     if not _host_gram(Xs, Df):
-        return _gram_xla(Xs, Df, R)
+        K = _gram_xla(Xs, Df, R)
+        C = jnp.eye(n, dtype=Xs.dtype) + so[:, None] * (0.5 * (K + K.T)) * so[None, :]
+        return jnp.linalg.cholesky(C)
     out = jax.ShapeDtypeStruct((n, n), Xs.dtype)
-    return jax.pure_callback(_gram_numpy, out, Xs, Df, R, single, vmap_method="sequential")
+    return jax.pure_callback(_capacitance_numpy, out, Xs, Df, R, so, single, vmap_method="sequential")
 
 
 def _factor(Xs, Df, XX, wc, Hq, om, single) -> _Fac:
     """Factor ``N = Bdiag + Aᵀ Ω A`` (Woodbury; see the module docstring); ``single``: the
-    capacitance Gram's precision on the host path (:func:`_gram`)."""
+    capacitance Gram's precision on the host path (:func:`_capacitance`)."""
     n, d = Xs.shape
     p = Df.shape[0]
     dtype = Xs.dtype
@@ -319,10 +338,7 @@ def _factor(Xs, Df, XX, wc, Hq, om, single) -> _Fac:
     # singular M_j) it is F Fᵀ, F = [D_j ⊙ X R_jᵀ]_j (n, p d): one GEMM, half the flops of forming
     # X M_j Xᵀ block by block
     R = jnp.linalg.qr(jnp.concatenate([Li[:p, :, 1:], Li[p:, :, 1:]], axis=1), mode="r")  # (p, d, d)
-    K = _gram(Xs, Df, R, single)
-    so = jnp.sqrt(om)
-    C = jnp.eye(n, dtype=dtype) + so[:, None] * (0.5 * (K + K.T)) * so[None, :]
-    return _Fac(Binv, B, om, jnp.linalg.cholesky(C))
+    return _Fac(Binv, B, om, _capacitance(Xs, Df, R, jnp.sqrt(om), single))
 
 
 def _nsolve(fac: _Fac, r, A, AT):

@@ -143,6 +143,14 @@ def test_host_gram_equals_xla_gram(dtype, monkeypatch):
     np.testing.assert_allclose(K, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
     if dtype == jnp.float64:  # ... and it is single precision: not float64-accurate
         assert np.abs(K - ref).max() > 1e-12 * np.abs(ref).max()
+    # the host path hands back the Cholesky factor of the capacitance C = I + Ω½ K Ω½
+    so = np.linspace(0.5, 2.0, n)
+    L = _ipm._capacitance_numpy(X, Df, R, so)
+    assert L.dtype == dtype
+    L = np.asarray(L, np.float64)
+    C = np.eye(n) + so[:, None] * ref * so[None, :]
+    assert np.array_equal(L, np.tril(L))
+    np.testing.assert_allclose(L @ L.T, C, rtol=rtol, atol=rtol * np.abs(C).max())
 
 
 def test_host_blas_path_solves_under_vmap(monkeypatch):
