@@ -34,9 +34,9 @@ The refinement also makes a mixed-precision capacitance safe: on the host path t
 single precision (twice the speed) and switches to the solve's precision for the rest of the solve
 once a refinement struggles (all ``_REFINE_MAX`` steps, or half the digits lost); the direction is
 always refined against ``N`` in the solve's precision. On the squared loss (``Ω = I``) single
-precision holds for 39 of 46 iterations on scnn's synthetic (1000, 50, 500) and 36 of 46 on breast
-cancer; on max-margin problems, whose margin rows' ``Ω`` spans many orders of magnitude, for the
-first 23-24 of 43-52 at (200, 10, 1000).
+precision holds for 41 of the 48 factorizations (47 iterations) on scnn's synthetic (1000, 50, 500)
+and 34 of 44 on breast cancer; on max-margin problems, whose margin rows' ``Ω`` spans many orders
+of magnitude, for the first 22-24 of 42-48 at (200, 10, 1000) (with the host path forced).
 
 Every iteration maps the iterate to a candidate ``(U, V, dual, ν)`` of the original problem
 (multipliers ``μ = z_m``, ``ν = z_c``; ``r = y - f`` for the squared loss) and scores it with
@@ -314,7 +314,7 @@ def _capacitance(Xs, Df, R, so, single):
 def _factor(Xs, Df, XX, wc, Hq, om, single) -> _Fac:
     """Factor ``N = Bdiag + Aᵀ Ω A`` (Woodbury; see the module docstring); ``single``: the
     capacitance Gram's precision on the host path (:func:`_capacitance`)."""
-    n, d = Xs.shape
+    d = Xs.shape[1]
     p = Df.shape[0]
     dtype = Xs.dtype
     # Xᵀ diag(w_b) X for all 2p blocks: one GEMM over the d(d+1)/2 entries of the upper triangle,
@@ -522,8 +522,9 @@ def ipm_solve(X, y, D, beta, tol, infeasible_tol, max_iters, program: str):
         def pc(i, carry):
             """i = 0: affine (predictor) direction; i = 1: combined direction with the
             second-order correction and centring σ = (1 - α_aff)^_SIGMA_POWER (Mehrotra). A
-            loop, so the Newton solve is compiled once. Each pass ends with its direction's longest step
-            (the predictor's sets σ; the combined direction's is the step taken)."""
+            loop, so the Newton solve is compiled once. Each pass ends with its direction's
+            longest step (the predictor's sets σ; the combined direction's is the step taken)
+            and whether a refinement struggled (then the host Gram leaves single precision)."""
             dsa, dza, _, aa, struggled = carry
 
             def combined():
