@@ -368,7 +368,8 @@ def _nsolve(fac: _Fac, r, A, AT):
 
     # refine until the residual reaches the floating-point floor or stops shrinking (a while
     # loop, not a Python loop: one copy of the solve in the compiled program)
-    tol = _REFINE_TOL * jnp.finfo(r.dtype).eps * jnp.linalg.norm(r)
+    eps, rn = jnp.finfo(r.dtype).eps, jnp.linalg.norm(r)
+    tol = _REFINE_TOL * eps * rn
 
     def cond(c):
         k, _, _, res, prev = c
@@ -387,7 +388,7 @@ def _nsolve(fac: _Fac, r, A, AT):
     r0 = r - nmul(x0)
     inf = jnp.asarray(jnp.inf, r.dtype)
     k, x, _, res, _ = jax.lax.while_loop(cond, step, (0, x0, r0, jnp.linalg.norm(r0), inf))
-    struggled = (k >= _REFINE_MAX) | ~(res <= jnp.sqrt(jnp.finfo(r.dtype).eps) * jnp.linalg.norm(r))
+    struggled = (k >= _REFINE_MAX) | ~(res <= np.sqrt(eps) * rn)
     return x, struggled
 
 
