@@ -3,8 +3,9 @@
 Max-margin program on teacher data (``convexrelu.datasets.teacher``; the teacher's own patterns
 are added to patterns drawn with ``convexrelu.sample_patterns``, so the program is feasible):
 ours (jit compile + solve on the first call; the first call of a process whose persistent
-compilation cache is warm; solve only on a repeated call) vs cvxpy + Clarabel,
-end to end (cvxpy compile included) and solve only (``problem.solver_stats.solve_time``).
+compilation cache is warm; solve only on a repeated call) vs cvxpy + Clarabel at the same
+tolerance (``TOL``: Clarabel's ``tol_gap_abs``, ``tol_gap_rel`` and ``tol_feas``; its defaults are
+1e-8), end to end (cvxpy compile included) and solve only (``problem.solver_stats.solve_time``).
 Regularized squared loss on scnn's synthetic setup and on breast cancer: ours vs scnn's
 ``ConvexReLU`` + ``AL`` on the SAME patterns (scnn's gates); both objectives are evaluated
 with ``convexrelu._programs`` in scnn's convention ``1/(2n) ‖f - y‖² + λ Σ ‖·‖`` (ours solves
@@ -40,6 +41,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))  # _results, also when lo
 from _results import write_results  # noqa: E402
 
 RESULTS = pathlib.Path(__file__).parent / "results"
+TOL = 1e-6  # both solvers' stopping tolerance on the max-margin rows
 
 
 def teacher(n, d, p, seed=0):
@@ -81,7 +83,7 @@ def clarabel_max_margin(X, y, D):
     fit = cp.sum(cp.multiply(Dn.T, Xn @ (U - V).T), axis=1)
     cons = [cp.multiply(np.asarray(y), fit) >= 1, cp.multiply(S, Xn @ U.T) >= 0, cp.multiply(S, Xn @ V.T) >= 0]
     pr = cp.Problem(cp.Minimize(cp.sum(cp.norm(U, 2, axis=1)) + cp.sum(cp.norm(V, 2, axis=1))), cons)
-    pr.solve(solver=cp.CLARABEL)
+    pr.solve(solver=cp.CLARABEL, tol_gap_abs=TOL, tol_gap_rel=TOL, tol_feas=TOL)
     total = time.perf_counter() - t0
     solve = pr.solver_stats.solve_time or float("nan")
     return pr.value, U.value, V.value, total, solve
@@ -91,7 +93,7 @@ def bench_max_margin(sizes, skip_above):
     rows = []
     for n, d, p in sizes:
         X, y, D = teacher(n, d, p)
-        run = lambda: cr.solve_max_margin(X, y, D)  # noqa: E731
+        run = lambda: cr.solve_max_margin(X, y, D, tol=TOL)  # noqa: E731
         skip = skip_above is not None and n * int(D.shape[0]) > skip_above
         sol, t_first, t_cached, t_ours = time_ours(run, repeat=not skip)  # no peer: no third call
         row = dict(program="max-margin", n=n, d=d, p=int(D.shape[0]), ours_s=t_ours, ours_first_call_s=t_first,
@@ -181,7 +183,8 @@ def bench_scnn(name, X, y, lam, gates):
 HEADER = """# Native interior-point solver vs Clarabel (max-margin) and vs scnn's AL (regularized squared loss), float64
 
 `python benchmarks/bench_solver.py {args}`, {date}, {cpus} CPU cores, JAX {jax}, cvxpy {cvxpy}.
-Max-margin rows: teacher data plus the teacher's patterns, tol 1e-6; Clarabel is skipped where
+Max-margin rows: teacher data plus the teacher's patterns; both solvers at tolerance 1e-6 (Clarabel's
+`tol_gap_abs`, `tol_gap_rel`, `tol_feas`; its defaults are 1e-8). Clarabel is skipped where
 `n · p` exceeds `--skip-clarabel-above`.
 
 - `ours_first_call_s`: first call in a process with an empty compilation cache (XLA compile + solve).
