@@ -353,8 +353,10 @@ def _nsolve(fac: _Fac, r, A, AT, tol):
     Near the optimum ``B`` is so ill-conditioned that Woodbury alone is 1e-2 to 1e-1 accurate and a
     fixed three steps leave 1e-5: enough to stall the duality gap (of the multipliers the step
     produces) at about 1e-5 on (1000, 20, 2000) teacher data. Refining to ``1e-9`` instead of the
-    floor (``tol = 1e-6``) leaves the iterations unchanged (teacher data, 12 seeds, and both squared
-    loss sets) and saves most refinement steps: Woodbury alone is often 1e-11 accurate early on.
+    floor (``tol = 1e-6``) left the iterations unchanged (teacher data, 12 seeds, and both squared
+    loss sets; measured with σ = (1 - α_aff)⁴) and saves most refinement steps, as Woodbury alone
+    is often 1e-11 accurate early on: solve at (200, 10, 1004) 3.9 -> 3.6 s, scnn synthetic 25.3 ->
+    23.7 s.
 
     Returns ``(x, struggled)``: ``struggled`` when the refinement took all ``_REFINE_MAX`` steps
     or ended above ``sqrt(eps) · ‖r‖`` (half the digits lost)."""
@@ -374,8 +376,8 @@ def _nsolve(fac: _Fac, r, A, AT, tol):
         out = bmul(fac.B, v)
         return out.at[:, 1:].add(AT(fac.om * A(v[:, 1:])))
 
-    # refine until the residual reaches the floating-point floor or stops shrinking (a while
-    # loop, not a Python loop: one copy of the solve in the compiled program)
+    # refine until the residual reaches its target or stops shrinking (a while loop, not a
+    # Python loop: one copy of the solve in the compiled program)
     eps, rn = jnp.finfo(r.dtype).eps, jnp.linalg.norm(r)
     target = jnp.maximum(_REFINE_TOL * eps, _REFINE_FRACTION * tol) * rn
 
