@@ -359,7 +359,7 @@ def _nsolve(fac: _Fac, r, A, AT, tol):
     23.7 s.
 
     Returns ``(x, struggled)``: ``struggled`` when the refinement took all ``_REFINE_MAX`` steps
-    or ended above ``sqrt(eps) · ‖r‖`` (half the digits lost)."""
+    or ended above both its target and ``sqrt(eps) · ‖r‖`` (half the digits lost)."""
     so = jnp.sqrt(fac.om)
 
     def bmul(M, v):
@@ -398,7 +398,7 @@ def _nsolve(fac: _Fac, r, A, AT, tol):
     r0 = r - nmul(x0)
     inf = jnp.asarray(jnp.inf, r.dtype)
     k, x, _, res, _ = jax.lax.while_loop(cond, step, (0, x0, r0, jnp.linalg.norm(r0), inf))
-    struggled = (k >= _REFINE_MAX) | ~(res <= np.sqrt(eps) * rn)
+    struggled = (k >= _REFINE_MAX) | ~(res <= jnp.maximum(np.sqrt(eps) * rn, target))
     return x, struggled
 
 

@@ -188,6 +188,27 @@ def test_host_gram_single_precision_until_refinement_struggles(monkeypatch):
     assert k >= 2 and all(calls[:k]) and not any(calls[k:])  # ... after single-precision iterations, for good
 
 
+def test_host_gram_loose_tolerance_is_not_a_struggle(monkeypatch):
+    # at tol 1e-4 the refinement stops at 1e-7 (a thousandth of tol), above sqrt(eps): reaching
+    # that target is no struggle, so the Gram stays in single precision as it does at tol 1e-6
+    calls = []
+    gram = _ipm._gram_numpy
+    monkeypatch.setattr(_ipm, "_gram_numpy", lambda *a: (calls.append(bool(a[-1])), gram(*a))[1])
+    monkeypatch.setattr(_ipm, "_HOST_GEMM_WORK", 0)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((83, 6))  # a shape of its own: a fresh trace with the host path
+    y = X @ rng.standard_normal(6) + 0.1 * rng.standard_normal(83)
+    D = jnp.asarray((X @ rng.standard_normal((6, 37))).T >= 0)
+    single, total = {}, {}
+    for tol in (1e-6, 1e-4):
+        calls.clear()
+        sol = cr.solve_regularized(jnp.asarray(X), jnp.asarray(y), D, beta=1.0, tol=tol, method="ipm")
+        assert sol.status == SUCCESS and float(sol.gap) <= tol and len(calls) == int(sol.iterations) + 1
+        single[tol], total[tol] = (calls + [False]).index(False), len(calls)
+    assert single[1e-6] >= total[1e-4]  # single precision through the iterations tol 1e-4 needs ...
+    assert single[1e-4] == total[1e-4]  # ... and so in the tol 1e-4 solve itself
+
+
 def test_stalled_ipm_continues_with_admm_from_its_candidate():
     # tol 1e-10 is below the interior-point method's floating-point floor (about 1e-8 here): it
     # stalls, and ADMM warm-started from its best candidate finishes in far fewer iterations
