@@ -153,52 +153,53 @@ def test_host_gram_equals_xla_gram(dtype, monkeypatch):
     np.testing.assert_allclose(L @ L.T, C, rtol=rtol, atol=rtol * np.abs(C).max())
 
 
-def test_host_blas_path_solves_under_vmap(monkeypatch):
-    # force the host-BLAS capacitance (used on the CPU for large n² p d) on a problem of its own
-    # shape (a fresh trace), batched over β: each solve matches Clarabel on the same patterns
+@pytest.fixture
+def host_gram_calls(monkeypatch):
+    """Force the host-BLAS capacitance path (used on the CPU for large ``n² p d``) and record the
+    precision of each Gram it computes (``True``: single)."""
     calls = []
     gram = _ipm._gram_numpy
-    monkeypatch.setattr(_ipm, "_gram_numpy", lambda *a: (calls.append(1), gram(*a))[1])
+    monkeypatch.setattr(_ipm, "_gram_numpy", lambda *a: (calls.append(bool(a[-1])), gram(*a))[1])
     monkeypatch.setattr(_ipm, "_HOST_GEMM_WORK", 0)
+    return calls
+
+
+def test_host_blas_path_solves_under_vmap(host_gram_calls):
+    # the host-BLAS capacitance on a problem of its own shape (a fresh trace), batched over β:
+    # each solve matches Clarabel on the same patterns
     X, _, D, out = teacher_problem(3)
     X, out, D = X[:17], out[:17], D[:, :17]
     betas = jnp.array([0.02, 0.5])
     batch = jax.vmap(lambda b: cr.solve_regularized(X, out, D, beta=b, method="ipm", throw=False))(betas)
-    assert calls, "the host-BLAS Gram was not used"
+    assert host_gram_calls, "the host-BLAS Gram was not used"
     for i, b in enumerate(np.asarray(betas)):
         ref, *_ = regularized_reference(X, out, D, beta=float(b))
         assert int(batch.status[i]) == SUCCESS
         assert abs(float(batch.value[i]) - ref) <= 2e-6 * max(1.0, abs(ref))
 
 
-def test_host_gram_single_precision_until_refinement_struggles(monkeypatch):
+def test_host_gram_single_precision_until_refinement_struggles(host_gram_calls):
     # the host-BLAS Gram starts in single precision and switches to double, for good, once an
     # iterative refinement struggles (single precision alone cannot reach 1e-6 on max-margin
     # problems: the margin rows' scaling spans many orders); the optimum is Clarabel's
-    calls = []
-    gram = _ipm._gram_numpy
-    monkeypatch.setattr(_ipm, "_gram_numpy", lambda *a: (calls.append(bool(a[-1])), gram(*a))[1])
-    monkeypatch.setattr(_ipm, "_HOST_GEMM_WORK", 0)
     X, y, D = teacher_problem(1)[:3]
     X, y, D = X[:19], y[:19], D[:, :19]  # a shape of its own: a fresh trace with the host path
     sol = cr.solve_max_margin(X, y, D, method="ipm")
     ref, *_ = max_margin_reference(X, y, D)
     assert sol.status == SUCCESS and abs(float(sol.value) - ref) <= 1e-6 * ref and float(sol.gap) <= 1e-6
+    calls = host_gram_calls
     k = calls.index(False)  # switched ...
     assert k >= 2 and all(calls[:k]) and not any(calls[k:])  # ... after single-precision iterations, for good
 
 
-def test_host_gram_loose_tolerance_is_not_a_struggle(monkeypatch):
+def test_host_gram_loose_tolerance_is_not_a_struggle(host_gram_calls):
     # at tol 1e-4 the refinement stops at 1e-7 (a thousandth of tol), above sqrt(eps): reaching
     # that target is no struggle, so the Gram stays in single precision as it does at tol 1e-6
-    calls = []
-    gram = _ipm._gram_numpy
-    monkeypatch.setattr(_ipm, "_gram_numpy", lambda *a: (calls.append(bool(a[-1])), gram(*a))[1])
-    monkeypatch.setattr(_ipm, "_HOST_GEMM_WORK", 0)
     rng = np.random.default_rng(0)
     X = rng.standard_normal((83, 6))  # a shape of its own: a fresh trace with the host path
     y = X @ rng.standard_normal(6) + 0.1 * rng.standard_normal(83)
     D = jnp.asarray((X @ rng.standard_normal((6, 37))).T >= 0)
+    calls = host_gram_calls
     single, total = {}, {}
     for tol in (1e-6, 1e-4):
         calls.clear()
