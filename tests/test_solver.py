@@ -264,6 +264,17 @@ def test_max_iters_status_and_error():
     sol = cr.solve_max_margin(X, y, D, max_iters=3, throw=False)
     assert int(sol.status) == MAX_ITERS and int(sol.iterations) == 3
     assert np.isfinite(float(sol.value)) and np.isfinite(float(sol.gap))
+    # the interior-point loop scores its candidate only near the optimum, every _SCORE_EVERY
+    # iterations and at the last one: the reported scores are those of the returned candidate,
+    # the last iterate's (two consecutive limits between two periodic scorings differ)
+    gaps = []
+    for it in (5, 6):
+        sol = cr.solve_max_margin(X, y, D, max_iters=it, throw=False)
+        opt = prog.optimality(X, y, D, sol.U, sol.V, sol.dual, sol.cone_dual, program="max-margin")
+        got = [float(sol.value), float(sol.gap), float(sol.residual)]
+        np.testing.assert_allclose(got, [float(opt.value), float(opt.gap), float(opt.residual)], rtol=1e-12, atol=1e-15)
+        gaps.append(float(sol.gap))
+    assert _ipm._SCORE_EVERY > 2 and gaps[1] < gaps[0]
     with pytest.raises(RuntimeError, match="max_iters"):
         cr.solve_max_margin(X, y, D, max_iters=3)
 
