@@ -434,11 +434,6 @@ def _candidate(st_x, st_z: _Pt, X, y, D, beta, sx, sy, program):
     return U, V, y - f, nu * sy
 
 
-def _finite(*trees):
-    leaves = [jnp.all(jnp.isfinite(a)) for t in trees for a in jax.tree_util.tree_leaves(t)]
-    return jnp.all(jnp.stack(leaves))
-
-
 @solver_jit(static_argnames=("program",))
 def ipm_solve(X, y, D, beta, tol, infeasible_tol, max_iters, program: str):
     """One instance of the interior-point method (``jax.vmap`` batches it); see the module
@@ -590,41 +585,52 @@ def ipm_solve(X, y, D, beta, tol, infeasible_tol, max_iters, program: str):
         scaled = jnp.sum(c * x_n)  # the objective, scaled
         if not mm:
             scaled = scaled + 0.5 * jnp.sum(A(x_n[:, 1:]) ** 2) + 0.5 * yy
-        near = _dot(s_n, z_n) <= _SCORE_NEAR * tol * jnp.maximum(1.0, jnp.abs(scaled))
-        scored = init | near | (k_n % _SCORE_EVERY == 0) | (k_n >= max_iters)
-        U, V, dual, nu, opt = jax.lax.cond(
-            scored, lambda: score(x_n, z_n), lambda: (st.U, st.V, st.dual, st.cone_dual, st.opt)
+        sz = _dot(s_n, z_n)
+        # s_n and z_n are interior, and every entry of x_n enters s_n (the cones' rows are -x):
+        # the iterate is finite iff sᵀz and Σx are (no pass over the iterate of its own)
+        iterate_ok = jnp.isfinite(sz) & jnp.isfinite(jnp.sum(x_n))
+        near = sz <= _SCORE_NEAR * tol * jnp.maximum(1.0, jnp.abs(scaled))
+        scored = iterate_ok & (init | near | (k_n % _SCORE_EVERY == 0) | (k_n >= max_iters))
+        stale = (st.U, st.V, st.dual, st.cone_dual, st.opt)
+
+        def fresh():
+            """Score the candidate; its status (success, or infeasible once a Farkas ray is
+            validated) and whether it is finite (else the last finite candidate is kept)."""
+            U, V, dual, nu, opt = score(x_n, z_n)
+            ok = init | (jnp.isfinite(opt.value) & jnp.isfinite(opt.gap))  # the initial point's need not be
+            status = jnp.where((opt.gap <= tol) & (opt.residual <= tol), SUCCESS, _RUNNING)
+            if mm:
+                # a diverging dual iterate is a Farkas ray once max_margin_infeasibility validates it
+                # (of (z_m, z_c): from the dual bound of the same multipliers, rescaled)
+                eps = prog.farkas_residual(X, opt.dual_value)
+                infeas = (status == _RUNNING) & (eps <= infeasible_tol) & ok & ~init
+                tot = jnp.sum(jnp.maximum(z_n.m, 0.0))
+                tot = jnp.where(tot > 0, tot, 1.0)
+                dual = jnp.where(infeas, jnp.maximum(z_n.m, 0.0) / tot, dual)
+                nu = jnp.where(infeas, jnp.maximum(z_n.c, 0.0).reshape(2, p, n) / tot, nu)
+                inf_ = jnp.asarray(jnp.inf, dtype)
+                opt = prog.Optimality(
+                    jnp.where(infeas, inf_, opt.value), jnp.where(infeas, inf_, opt.dual_value),
+                    jnp.where(infeas, eps, opt.gap), opt.residual,
+                )
+                status = jnp.where(infeas, INFEASIBLE, status)
+            cand = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), (U, V, dual, nu, opt), stale)
+            return cand, status.astype(jnp.int32), ok
+
+        (U, V, dual, nu, opt), status, ok = jax.lax.cond(
+            scored, fresh, lambda: (stale, jnp.asarray(_RUNNING, jnp.int32), jnp.asarray(True))
         )
-        fresh = scored & ~init  # a candidate scored now (the initial point's need not be finite)
-        finite = _finite(x_n, s_n, z_n) & (~fresh | (jnp.isfinite(opt.value) & jnp.isfinite(opt.gap)))
-        status = jnp.where((opt.gap <= tol) & (opt.residual <= tol), SUCCESS, _RUNNING)
-        if mm:
-            # a diverging dual iterate is a Farkas ray once max_margin_infeasibility validates it
-            # (of (z_m, z_c): from the dual bound of the same multipliers, rescaled)
-            eps = prog.farkas_residual(X, opt.dual_value)
-            infeas = (status == _RUNNING) & (eps <= infeasible_tol) & finite & fresh
-            tot = jnp.sum(jnp.maximum(z_n.m, 0.0))
-            tot = jnp.where(tot > 0, tot, 1.0)
-            dual = jnp.where(infeas, jnp.maximum(z_n.m, 0.0) / tot, dual)
-            nu = jnp.where(infeas, jnp.maximum(z_n.c, 0.0).reshape(2, p, n) / tot, nu)
-            inf_ = jnp.asarray(jnp.inf, dtype)
-            opt = prog.Optimality(
-                jnp.where(infeas, inf_, opt.value), jnp.where(infeas, inf_, opt.dual_value),
-                jnp.where(infeas, eps, opt.gap), opt.residual,
-            )
-            status = jnp.where(infeas, INFEASIBLE, status)
+        finite = iterate_ok & ok
         # a step that cannot move any more (or complementarity at the floating-point floor)
-        stalled = (alpha < 1e-10) | (_dot(s_n, z_n) / degree < jnp.finfo(dtype).tiny * 1e10)
+        stalled = (alpha < 1e-10) | (sz / degree < jnp.finfo(dtype).tiny * 1e10)
         status = jnp.where((status == _RUNNING) & stalled, NUMERICAL_ERROR, status)
         status = jnp.where((status == _RUNNING) & (k_n >= max_iters), MAX_ITERS, status)
         status = jnp.where(init, _RUNNING, status)  # the initial point is not scored for stopping
         status = jnp.where(finite, status, NUMERICAL_ERROR)
-        keep = finite  # never hand back a non-finite candidate
-        pick = lambda a, b: jax.tree_util.tree_map(lambda u, v: jnp.where(keep, u, v), a, b)  # noqa: E731
+        # a non-finite iterate ends the loop (its candidate is never scored): (x, s, z) are not
+        # returned, so they need no fallback
         return _State(
-            pick(x_n, x), pick(s_n, s), pick(z_n, z), k_n, status.astype(jnp.int32),
-            pick(U, st.U), pick(V, st.V), pick(dual, st.dual), pick(nu, st.cone_dual), pick(opt, st.opt),
-            st.single & ~struggled & finite,
+            x_n, s_n, z_n, k_n, status.astype(jnp.int32), U, V, dual, nu, opt, st.single & ~struggled & finite
         )
 
     st = jax.lax.while_loop(lambda st: st.status == _RUNNING, body, st0)

@@ -12,7 +12,7 @@ import pytest
 import convexrelu as cr
 from convexrelu import _ipm
 from convexrelu import _programs as prog
-from convexrelu._solution import INFEASIBLE, MAX_ITERS, SUCCESS
+from convexrelu._solution import INFEASIBLE, MAX_ITERS, NUMERICAL_ERROR, SUCCESS
 
 from _reference import max_margin_reference, regularized_reference
 
@@ -277,6 +277,24 @@ def test_max_iters_status_and_error():
     assert _ipm._SCORE_EVERY > 2 and gaps[1] < gaps[0]
     with pytest.raises(RuntimeError, match="max_iters"):
         cr.solve_max_margin(X, y, D, max_iters=3)
+
+
+def test_non_finite_step_is_a_numerical_error(monkeypatch):
+    # a NaN step length (patched in) makes the iterate non-finite at the first step: the loop
+    # stops with status numerical error and hands back its last finite candidate, never NaN.
+    # Its own shape (n = 13), so the patched solver is traced afresh and cached apart.
+    X, y, D = teacher_problem(0)[:3]
+    X, y, D = X[:13], y[:13], D[:, :13]
+    monkeypatch.setattr(_ipm, "_lp_step", lambda x, dx: jnp.asarray(jnp.nan, x.dtype))
+    one = jnp.asarray(1.0)
+    U, V, dual, nu, opt, status, k = _ipm.ipm_solve(
+        X, y, D, one, 1e-6 * one, 1e-6 * one, jnp.asarray(50, jnp.int32), "max-margin"
+    )
+    assert int(status) == NUMERICAL_ERROR and int(k) == 1
+    assert all(np.all(np.isfinite(np.asarray(a))) for a in (U, V, dual, nu))
+    # solve_max_margin hands a numerical error to ADMM, warm-started from that candidate
+    sol = cr.solve_max_margin(X, y, D, throw=False, method="ipm")
+    assert int(sol.status) == SUCCESS and float(sol.gap) <= 1e-6
 
 
 def test_throw_under_vmap_uses_error_if():
