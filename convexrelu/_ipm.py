@@ -301,7 +301,7 @@ def _capacitance_numpy(Xs, Df, R, so, single=False):
         return np.full_like(C, np.nan)
 
 
-def _host_gram(Xs, Df):
+def host_gram(Xs, Df):
     """Whether :func:`_capacitance` runs on the host (the CPU backend, ``n² p d ≥ _HOST_GEMM_WORK``)."""
     n, d = Xs.shape
     return jax.default_backend() == "cpu" and n * n * Df.shape[0] * d >= _HOST_GEMM_WORK
@@ -312,7 +312,7 @@ def _capacitance(Xs, Df, R, so, single):
     F Fᵀ``, ``F = [D_j ⊙ X R_jᵀ]_j`` (``so = Ω½``).
 
     ``K`` is the only ``O(n² p d)`` step of an iteration. On the CPU backend, once it is large
-    (:func:`_host_gram`), ``C`` and its factor are computed on the host through
+    (:func:`host_gram`), ``C`` and its factor are computed on the host through
     :func:`jax.pure_callback`: ``K`` is a symmetric rank-k update of the host BLAS at 2-3× the speed
     of XLA:CPU's float64 dot (measured at ``n = 1000, p d = 25 000``), in single precision while
     the traced flag ``single`` is set (twice the speed again; see the module docstring for when),
@@ -321,7 +321,7 @@ def _capacitance(Xs, Df, R, so, single):
     the solve's dtype.
     """
     n = Xs.shape[0]
-    if not _host_gram(Xs, Df):
+    if not host_gram(Xs, Df):
         K = _gram_xla(Xs, Df, R)
         C = jnp.eye(n, dtype=Xs.dtype) + so[:, None] * (0.5 * (K + K.T)) * so[None, :]
         return jnp.linalg.cholesky(C)

@@ -56,7 +56,7 @@ from jaxtyping import Array, Bool, Float
 
 from . import _programs as prog
 from ._cache import solver_jit
-from ._ipm import ipm_solve
+from ._ipm import host_gram, ipm_solve
 from ._solution import (
     INFEASIBLE,
     MAX_ITERS,
@@ -65,6 +65,7 @@ from ._solution import (
     ConvexSolution,
     status_name,
 )
+from ._threads import one_blas_thread
 from ._validation import check_patterns, check_targets, check_X, check_Xy, check_y, is_concrete
 
 _RUNNING = -1
@@ -465,16 +466,23 @@ def _run(X, y, D, beta, program, tol, max_iters, throw, init, check_every, infea
     init_arrs = _check_init(init, program, p, d, n, X.dtype)
     itol = tol_ if infeasible_tol is None else float(infeasible_tol)
     dt = X.dtype
-    if method == "ipm":
-        U, V, dual, nu, opt, status, k = ipm_solve(
-            X, y, D, jnp.asarray(beta, dt), jnp.asarray(tol_, dt), jnp.asarray(itol, dt),
-            jnp.asarray(max_iters_, jnp.int32), program,
-        )
-    else:
-        U, V, dual, nu, opt, status, k = _solve(
-            X, y, D, jnp.asarray(beta, dt), init_arrs, jnp.asarray(tol_, dt), jnp.asarray(itol, dt),
-            jnp.asarray(max_iters_, jnp.int32), program, check_every,
-        )
+    # the interior-point method's LAPACK on one BLAS thread (convexrelu._threads), unless its
+    # capacitance GEMM runs on the host BLAS; waiting for a concrete status keeps the whole run
+    # inside the limit (JAX dispatches asynchronously)
+    limit = method == "ipm" and not host_gram(X, D)
+    with one_blas_thread(limit):
+        if method == "ipm":
+            U, V, dual, nu, opt, status, k = ipm_solve(
+                X, y, D, jnp.asarray(beta, dt), jnp.asarray(tol_, dt), jnp.asarray(itol, dt),
+                jnp.asarray(max_iters_, jnp.int32), program,
+            )
+        else:
+            U, V, dual, nu, opt, status, k = _solve(
+                X, y, D, jnp.asarray(beta, dt), init_arrs, jnp.asarray(tol_, dt), jnp.asarray(itol, dt),
+                jnp.asarray(max_iters_, jnp.int32), program, check_every,
+            )
+        if limit and is_concrete(status):
+            jax.block_until_ready(status)
     sol = ConvexSolution(
         U=U, V=V, patterns=D, value=opt.value, dual=dual, cone_dual=nu, gap=opt.gap,
         residual=opt.residual, status=status, iterations=k, beta=jnp.asarray(beta, dt), program=program,

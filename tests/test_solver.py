@@ -210,6 +210,42 @@ def test_host_gram_loose_tolerance_is_not_a_struggle(host_gram_calls):
     assert single[1e-4] == total[1e-4]  # ... and so in the tol 1e-4 solve itself
 
 
+def _blas_threads_now():
+    from convexrelu import _threads
+
+    return max((c.num_threads for c in _threads._controller().lib_controllers if c.user_api == "blas"), default=1)
+
+
+def test_ipm_runs_on_one_blas_thread_and_restores_it(monkeypatch):
+    # the interior-point solve (its XLA-Gram path) runs with the host BLAS on one thread, the
+    # whole run inside the limit (a concrete result on return), and the caller's count is back after
+    from convexrelu import _solver
+
+    before = _blas_threads_now()
+    seen = []
+    solve = _solver.ipm_solve
+    monkeypatch.setattr(_solver, "ipm_solve", lambda *a: (seen.append(_blas_threads_now()), solve(*a))[1])
+    X, y, D = teacher_problem(0)[:3]
+    sol = cr.solve_max_margin(X, y, D, method="ipm")
+    assert seen == [1] and _blas_threads_now() == before
+    ref, *_ = max_margin_reference(X, y, D)
+    assert sol.status == SUCCESS and abs(float(sol.value) - ref) <= 1e-6 * ref
+
+
+def test_host_gram_keeps_the_blas_threads(host_gram_calls, monkeypatch):
+    # where the capacitance GEMM runs on the host BLAS, the BLAS keeps its thread count for it
+    before = _blas_threads_now()
+    seen = []
+    gram = _ipm._gram_numpy
+    monkeypatch.setattr(_ipm, "_gram_numpy", lambda *a: (seen.append(_blas_threads_now()), gram(*a))[1])
+    X, y, D = teacher_problem(1)[:3]
+    X, y, D = X[:18], y[:18], D[:, :18]  # a shape of its own: a fresh trace with the host path
+    sol = cr.solve_max_margin(X, y, D, method="ipm")
+    assert seen and set(seen) == {before} and _blas_threads_now() == before
+    ref, *_ = max_margin_reference(X, y, D)
+    assert sol.status == SUCCESS and abs(float(sol.value) - ref) <= 1e-6 * ref
+
+
 def test_stalled_ipm_continues_with_admm_from_its_candidate():
     # tol 1e-10 is below the interior-point method's floating-point floor (about 1e-8 here): it
     # stalls, and ADMM warm-started from its best candidate finishes in far fewer iterations
