@@ -8,8 +8,8 @@ max-margin (200, 10, 1004) took 2.5-2.8 s with the default pool and 1.6-1.9 s wi
 thread (A/B in one window). :func:`one_blas_thread` holds the BLAS to one thread while a solver
 runs. Problems whose capacitance Gram runs on the host BLAS (``_ipm.host_gram``) keep every
 thread: there the GEMM of tens of milliseconds needs them (scnn's synthetic (1000, 50, 500): 22 s
-with, 25-28 s without); raising the count for the GEMM alone, from inside the callback, did not
-take effect (OpenBLAS 0.3.30 ignored a count set from XLA's worker thread).
+with, 25-28 s without); raising the count for the GEMM alone, from inside the callback, is no way
+out: OpenBLAS (0.3.30 and 0.3.31 here) ignored a count set from a thread other than the caller's.
 """
 
 from __future__ import annotations
