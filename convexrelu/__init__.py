@@ -5,7 +5,7 @@ Re-exports only (STYLE.md §1). The optional ``bridge`` (cvxpy, cvxpylayers) and
 """
 
 from . import datasets as datasets
-from ._cache import enable_compilation_cache as enable_compilation_cache
+from ._jit import enable_compilation_cache as enable_compilation_cache
 from ._losses import (
     exponential_loss as exponential_loss,
     log_loss as log_loss,
@@ -24,7 +24,7 @@ from ._network import (
     neuron_patterns as neuron_patterns,
     param_norm_sq as param_norm_sq,
 )
-from ._solution import ConvexSolution as ConvexSolution, status_name as status_name
+from ._solution import RESULTS as RESULTS, ConvexSolution as ConvexSolution, status_name as status_name
 from ._patterns import (
     enumerate_patterns as enumerate_patterns,
     pattern_bound as pattern_bound,

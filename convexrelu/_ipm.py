@@ -1,4 +1,5 @@
-"""Primal-dual interior-point solver of the max-margin and squared-loss convex programs.
+"""Primal-dual interior-point method for the max-margin and squared-loss convex programs (one
+instance; ``jax.vmap`` batches it).
 
 Conic form (CVXOPT ``coneqp``; Vandenberghe 2010, "The CVXOPT linear and quadratic cone program
 solvers"; Domahidi, Chu & Boyd, ECOS, 2013). With ``2p`` blocks ``b`` (``u_j`` then ``v_j``), each
@@ -26,34 +27,27 @@ samples. Woodbury with the well-conditioned capacitance ``C = I + Ω½ A B⁻¹ 
 
 ``= F Fᵀ`` with ``F = [D_j ⊙ X R_jᵀ]_j``, ``M_uj + M_vj = R_jᵀ R_j`` (a QR): one GEMM of ``(n, p d)``
 by its transpose (accumulated over chunks of patterns to bound memory; on the CPU, once large, a
-symmetric rank-k update of the host BLAS, see :func:`_capacitance`),
-an ``n × n`` Cholesky factor and batched ``(d+1) × (d+1)`` Cholesky factors: ``O(n² p d + p n d²)``
-per iteration, memory ``O(np + pd² + n²)``; iterative refinement on ``N`` (to a thousandth of the
-stopping tolerance, or the floating-point floor) recovers the accuracy Woodbury loses when ``B``
-is ill-conditioned near the optimum.
-The refinement also makes a mixed-precision capacitance safe: on the host path the Gram starts in
-single precision (twice the speed) and switches to the solve's precision for the rest of the solve
-once a refinement struggles (all ``_REFINE_MAX`` steps, or half the digits lost); the direction is
-always refined against ``N`` in the solve's precision. On the squared loss (``Ω = I``) single
-precision holds for 40 of the 43 factorizations (42 iterations) on scnn's synthetic (1000, 50, 500)
-and 35 of 42 on breast cancer; on max-margin problems, whose margin rows' ``Ω`` spans many orders
-of magnitude, for the first 24-26 of 39-46 at (200, 10, 1000) (with the host path forced).
+symmetric rank-k update of the host BLAS, see :func:`_capacitance`), an ``n × n`` Cholesky factor
+and batched ``(d+1) × (d+1)`` Cholesky factors: ``O(n² p d + p n d²)`` per iteration, memory
+``O(np + pd² + n²)``. Iterative refinement on ``N`` (to a thousandth of the stopping tolerance, or
+the floating-point floor) recovers the accuracy Woodbury loses when ``B`` is ill-conditioned near
+the optimum. The refinement also makes a mixed-precision capacitance safe: on the host path the
+Gram starts in single precision and switches to the solve's precision for the rest of the solve
+once a refinement struggles; the direction is always refined against ``N`` in the solve's
+precision.
 
-On the max-margin program (``P = 0``) the primal ``(x, s)`` and the dual ``z`` take separate
-step lengths.
-
-The iterate maps to a candidate ``(U, V, dual, ν)`` of the original problem (multipliers
-``μ = z_m``, ``ν = z_c``; ``r = y - f`` for the squared loss), scored with
-:func:`convexrelu._programs.optimality` once the iterate's own relative complementarity is within
-``_SCORE_NEAR · tol``, every ``_SCORE_EVERY`` iterations and at the last; the loop stops when the
-relative gap and violation are both ``≤ tol``. For the max-margin program the dual iterate
-``(z_m, z_c)`` of an infeasible problem diverges along a Farkas ray; it is accepted (status
-infeasible) when :func:`convexrelu._programs.max_margin_infeasibility` validates it. Data are
-scaled as in the ADMM solver (``X`` by its RMS row norm, squared-loss targets by their RMS) and
-mapped back.
+On the max-margin program (``P = 0``) the primal ``(x, s)`` and the dual ``z`` take separate step
+lengths. The iterate maps to a candidate of the original problem (multipliers ``μ = z_m``,
+``ν = z_c``; :func:`convexrelu._scaling.feasible_candidate`), scored once the iterate's own
+relative complementarity is within ``_SCORE_NEAR · tol``, every ``_SCORE_EVERY`` iterations and at
+the last. For the max-margin program the dual iterate ``(z_m, z_c)`` of an infeasible problem
+diverges along a Farkas ray, accepted by :func:`convexrelu._scaling.accept_farkas` once its
+residual passes.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import equinox as eqx
 import jax
@@ -62,25 +56,18 @@ import numpy as np
 from jaxtyping import Array
 
 from . import _programs as prog
-from ._cache import solver_jit
-from ._solution import INFEASIBLE, MAX_ITERS, NUMERICAL_ERROR, SUCCESS
+from ._scaling import Candidate, ScaledProblem, SolverResult, accept_farkas, score
+from ._solution import RESULTS, RUNNING
 
-_RUNNING = -1
-# the step goes _STEP of the way to the boundary (CVXOPT, ECOS: 0.99), the centring is
-# σ = (μ_aff / μ)^_SIGMA_POWER, μ_aff the complementarity after the affine step (Mehrotra 1992,
-# with the power 3; CVXOPT and ECOS use (1 - α_aff)^3 instead). On these degenerate programs (the
-# vanishing blocks' cones sit at their apex) the margin to the boundary and the small σ take fewer
-# iterations. Against σ = (1 - α_aff)^4: teacher data (200, 10, 1000), two sets of six seeds,
-# 267 -> 251 and 287 -> 269; (100, 8, 300), four seeds, 138 -> 126; squared loss 47 -> 42
-# (scnn's synthetic set), 43 -> 41 (breast cancer). (1 - α_aff)^3 -> ^4 with the step 0.99 -> 0.95
-# had taken 9-12% off before: 302 -> 267, 317 -> 287, 150 -> 138.
+MAX_ITERS = 500
+# the step goes _STEP of the way to the boundary (CVXOPT, ECOS: 0.99) and the centring is
+# σ = (μ_aff / μ)^_SIGMA_POWER, μ_aff the complementarity after the affine step (Mehrotra 1992 uses
+# the power 3): on these degenerate programs (the vanishing blocks' cones sit at their apex) a
+# margin to the boundary and a small σ take fewer iterations
 _STEP = 0.95
 _SIGMA_POWER = 12
 # max-margin (P = 0, a linear cone program): the primal residual depends on (x, s) only and the
-# dual residual on z only, so each takes its own step (as SDPT3 and LP interior-point codes do),
-# _STEP_SPLIT of the way to its boundary. Teacher data (200, 10, 1000), the same two sets of six
-# seeds: 251 + 269 -> 245 + 253 iterations (one step at 0.95 -> separate steps at 0.9; separate
-# steps at 0.95: 250 + 261, one step at 0.9: 258 + 267); (100, 8, 300), six seeds, 188 -> 186
+# dual residual on z only, so each takes its own step (as SDPT3 and LP interior-point codes do)
 _STEP_SPLIT = 0.9
 _SCORE_NEAR = 100.0
 _SCORE_EVERY = 4
@@ -188,65 +175,92 @@ def _dot(a: _Pt, b: _Pt):
     return jnp.sum(a.m * b.m) + jnp.sum(a.c * b.c) + jnp.sum(a.q * b.q)
 
 
-class _Fac(eqx.Module):
+
+
+class IpmFactor(eqx.Module):
+    """The normal equations' factorization: the blocks ``B``, their inverses, ``Ω`` and the
+    capacitance's Cholesky factor."""
+
     Binv: Array  # (2p, k, k)
     B: Array  # (2p, k, k)
     om: Array  # (n,) Ω
-    Lc: Array  # (n, n) Cholesky factor of the capacitance
+    Lc: Array  # (n, n)
 
 
-class _State(eqx.Module):
-    x: Array  # (2p, k): column 0 is t, the rest z
-    s: _Pt
-    z: _Pt
-    k: Array
-    status: Array
-    U: Array
-    V: Array
-    dual: Array
-    cone_dual: Array
-    opt: prog.Optimality
-    single: Array  # the host capacitance Gram in single precision (until a refinement struggles)
+class IpmProblem(eqx.Module):
+    """The conic form of one program on the scaled data: ``c``, ``h``, the identity ``e`` of
+    ``K``, the cone rows' signs ``S2``, the products ``x_a x_b`` (``a ≤ b``) of each sample."""
+
+    data: ScaledProblem
+    S2: Array  # (2p, n)
+    c: Array  # (2p, k)
+    h: _Pt
+    e: _Pt
+    rhs0: Array  # -c + Gᵀh: the right-hand side of the initial point
+    XX: Array  # (n, d(d+1)/2)
+    yy: Array  # ‖y_s‖²: the squared loss' constant, for the objective's scale
+    tol: Array
+    infeasible_tol: Array
+    max_iters: Array
+    degree: int = eqx.field(static=True)
+    max_margin: bool = eqx.field(static=True)
 
 
-def _problem(Xs, ys, Df, beta_s, program):
-    """The operators ``A``, ``Aᵀ``, ``G``, ``Gᵀ``, ``P`` and the vectors ``c``, ``h`` (closures)."""
-    n, d = Xs.shape
-    p = Df.shape[0]
-    dtype = Xs.dtype
-    S2 = jnp.concatenate([2.0 * Df - 1.0] * 2)  # (2p, n)
-    mm = program == "max-margin"
+def _A(prob: IpmProblem, z):
+    """The fit ``A z = Σ_j D_j ⊙ X (z_j - z_{p+j})``: ``(2p, d) -> (n,)``."""
+    p = prob.S2.shape[0] // 2
+    return jnp.sum(prob.data.Df * ((z[:p] - z[p:]) @ prob.data.Xs.T), axis=0)
 
-    def A(z):  # (2p, d) -> (n,)
-        return jnp.sum(Df * ((z[:p] - z[p:]) @ Xs.T), axis=0)
 
-    def AT(v):  # (n,) -> (2p, d)
-        g = (Df * v) @ Xs
-        return jnp.concatenate([g, -g])
+def _AT(prob: IpmProblem, v):
+    """``Aᵀ v``: ``(n,) -> (2p, d)``."""
+    g = (prob.data.Df * v) @ prob.data.Xs
+    return jnp.concatenate([g, -g])
 
-    def G(x) -> _Pt:
-        z = x[:, 1:]
-        gm = -ys * A(z) if mm else jnp.zeros((0,), dtype)
-        return _Pt(gm, -S2 * (z @ Xs.T), -x)
 
-    def GT(v: _Pt):
-        gz = -(S2 * v.c) @ Xs
-        if mm:
-            gz = gz - AT(ys * v.m)
-        return jnp.concatenate([jnp.zeros((2 * p, 1), dtype), gz], axis=1) - v.q
+def _G(prob: IpmProblem, x) -> _Pt:
+    """``G x``: margin rows ``-y ⊙ A z`` (max-margin), cone rows ``-S ⊙ X z_b``, cones ``-x_b``."""
+    z = x[:, 1:]
+    gm = -prob.data.ys * _A(prob, z) if prob.max_margin else jnp.zeros((0,), x.dtype)
+    return _Pt(gm, -prob.S2 * (z @ prob.data.Xs.T), -x)
 
-    def P(x):
-        if mm:
-            return jnp.zeros_like(x)
-        return jnp.concatenate([jnp.zeros((2 * p, 1), dtype), AT(A(x[:, 1:]))], axis=1)
 
+def _GT(prob: IpmProblem, v: _Pt):
+    """``Gᵀ v``: ``K -> (2p, k)``."""
+    gz = -(prob.S2 * v.c) @ prob.data.Xs
+    if prob.max_margin:
+        gz = gz - _AT(prob, prob.data.ys * v.m)
+    return jnp.concatenate([jnp.zeros((gz.shape[0], 1), gz.dtype), gz], axis=1) - v.q
+
+
+def _P(prob: IpmProblem, x):
+    """``P x``: zero (max-margin) or ``AᵀA`` on the ``z`` part (squared loss)."""
+    if prob.max_margin:
+        return jnp.zeros_like(x)
+    return jnp.concatenate([jnp.zeros((x.shape[0], 1), x.dtype), _AT(prob, _A(prob, x[:, 1:]))], axis=1)
+
+
+def ipm_problem(data: ScaledProblem, tol, infeasible_tol, max_iters) -> IpmProblem:
+    """The conic form (module docstring) of the scaled program ``data``."""
+    n, d = data.Xs.shape
+    p, dtype, mm = data.Df.shape[0], data.Xs.dtype, data.program == "max-margin"
+    nm = n if mm else 0
+    S2 = jnp.concatenate([2.0 * data.Df - 1.0] * 2)
+    zq = jnp.zeros((2 * p, d + 1), dtype)
     if mm:
-        c = jnp.concatenate([jnp.ones((2 * p, 1), dtype), jnp.zeros((2 * p, d), dtype)], axis=1)
-        h = _Pt(-jnp.ones((n,), dtype), jnp.zeros((2 * p, n), dtype), jnp.zeros((2 * p, d + 1), dtype))
+        c = zq.at[:, 0].set(1.0)
+        h = _Pt(-jnp.ones((n,), dtype), jnp.zeros((2 * p, n), dtype), zq)
     else:
-        c = jnp.concatenate([jnp.full((2 * p, 1), beta_s, dtype), -AT(ys)], axis=1)
-        h = _Pt(jnp.zeros((0,), dtype), jnp.zeros((2 * p, n), dtype), jnp.zeros((2 * p, d + 1), dtype))
-    return A, AT, G, GT, P, c, h
+        g = (data.Df * data.ys) @ data.Xs
+        c = jnp.concatenate([jnp.full((2 * p, 1), data.beta_s, dtype), -jnp.concatenate([g, -g])], axis=1)
+        h = _Pt(jnp.zeros((0,), dtype), jnp.zeros((2 * p, n), dtype), zq)
+    e = _Pt(jnp.ones((nm,), dtype), jnp.ones((2 * p, n), dtype), zq.at[:, 0].set(1.0))
+    iu, ju = np.triu_indices(d)  # static, in the order _factor gathers them
+    prob = IpmProblem(
+        data=data, S2=S2, c=c, h=h, e=e, rhs0=c, XX=data.Xs[:, iu] * data.Xs[:, ju], yy=jnp.sum(data.ys * data.ys),
+        tol=tol, infeasible_tol=infeasible_tol, max_iters=max_iters, degree=nm + 2 * p * n + 2 * p, max_margin=mm,
+    )
+    return eqx.tree_at(lambda q: q.rhs0, prob, -c + _GT(prob, h))
 
 
 def _gram_xla(Xs, Df, R):
@@ -301,7 +315,7 @@ def _capacitance_numpy(Xs, Df, R, so, single=False):
         return np.full_like(C, np.nan)
 
 
-def host_gram(Xs, Df):
+def uses_host_gram(Xs, Df):
     """Whether :func:`_capacitance` runs on the host (the CPU backend, ``n² p d ≥ _HOST_GEMM_WORK``)."""
     n, d = Xs.shape
     return jax.default_backend() == "cpu" and n * n * Df.shape[0] * d >= _HOST_GEMM_WORK
@@ -312,16 +326,15 @@ def _capacitance(Xs, Df, R, so, single):
     F Fᵀ``, ``F = [D_j ⊙ X R_jᵀ]_j`` (``so = Ω½``).
 
     ``K`` is the only ``O(n² p d)`` step of an iteration. On the CPU backend, once it is large
-    (:func:`host_gram`), ``C`` and its factor are computed on the host through
-    :func:`jax.pure_callback`: ``K`` is a symmetric rank-k update of the host BLAS at 2-3× the speed
-    of XLA:CPU's float64 dot (measured at ``n = 1000, p d = 25 000``), in single precision while
-    the traced flag ``single`` is set (twice the speed again; see the module docstring for when),
-    and the host's Cholesky factor takes half the time of XLA's. Elsewhere, and for smaller problems
-    (whose compiled solver then stays in the persistent compilation cache), ``K`` is an XLA GEMM in
-    the solve's dtype.
+    (:func:`uses_host_gram`), ``C`` and its factor are computed on the host through
+    :func:`jax.pure_callback`: ``K`` is a symmetric rank-k update of the host BLAS, faster than
+    XLA:CPU's float64 dot, in single precision while the traced flag ``single`` is set (see the
+    module docstring for when), and the host's Cholesky factor is faster than XLA's. Elsewhere, and
+    for smaller problems (whose compiled solver then stays in the persistent compilation cache),
+    ``K`` is an XLA GEMM in the solve's dtype.
     """
     n = Xs.shape[0]
-    if not host_gram(Xs, Df):
+    if not uses_host_gram(Xs, Df):
         K = _gram_xla(Xs, Df, R)
         C = jnp.eye(n, dtype=Xs.dtype) + so[:, None] * (0.5 * (K + K.T)) * so[None, :]
         return jnp.linalg.cholesky(C)
@@ -329,7 +342,7 @@ def _capacitance(Xs, Df, R, so, single):
     return jax.pure_callback(_capacitance_numpy, out, Xs, Df, R, so, single, vmap_method="sequential")
 
 
-def _factor(Xs, Df, XX, wc, Hq, om, single) -> _Fac:
+def _factor(Xs, Df, XX, wc, Hq, om, single) -> IpmFactor:
     """Factor ``N = Bdiag + Aᵀ Ω A`` (Woodbury; see the module docstring); ``single``: the
     capacitance Gram's precision on the host path (:func:`_capacitance`)."""
     d = Xs.shape[1]
@@ -356,282 +369,292 @@ def _factor(Xs, Df, XX, wc, Hq, om, single) -> _Fac:
     # singular M_j) it is F Fᵀ, F = [D_j ⊙ X R_jᵀ]_j (n, p d): one GEMM, half the flops of forming
     # X M_j Xᵀ block by block
     R = jnp.linalg.qr(jnp.concatenate([Li[:p, :, 1:], Li[p:, :, 1:]], axis=1), mode="r")  # (p, d, d)
-    return _Fac(Binv, B, om, _capacitance(Xs, Df, R, jnp.sqrt(om), single))
+    return IpmFactor(Binv, B, om, _capacitance(Xs, Df, R, jnp.sqrt(om), single))
 
 
-def _nsolve(fac: _Fac, r, A, AT, tol):
-    """``N⁻¹ r`` by Woodbury, then iterative refinement with ``N`` itself: until the residual is
+
+
+class _Refinement(NamedTuple):
+    k: Array  # steps taken
+    x: Array  # the best solution so far
+    r: Array  # its residual rhs - N x
+    res: Array  # ‖r‖
+    prev: Array  # the residual norm before the last step
+
+
+def _bmul(M, v):
+    return jnp.einsum("bij,bj->bi", M, v)
+
+
+def _woodbury(prob: IpmProblem, fac: IpmFactor, r):
+    """``N⁻¹ r ≈ B⁻¹ r - B⁻¹ Aᵀ Ω½ C⁻¹ Ω½ A B⁻¹ r`` (the capacitance ``C`` by its Cholesky factor)."""
+    so = jnp.sqrt(fac.om)
+    w = _bmul(fac.Binv, r)
+    cc = jax.scipy.linalg.cho_solve((fac.Lc, True), so * _A(prob, w[:, 1:]))
+    g = _AT(prob, so * cc)
+    return w - _bmul(fac.Binv, jnp.pad(g, ((0, 0), (1, 0))))  # no slice of Binv: a copy per step
+
+
+def _nmul(prob: IpmProblem, fac: IpmFactor, v):
+    """``N v = B v + Aᵀ Ω A v`` (on the ``z`` part), unregularized."""
+    return _bmul(fac.B, v).at[:, 1:].add(_AT(prob, fac.om * _A(prob, v[:, 1:])))
+
+
+def _refine(prob: IpmProblem, fac: IpmFactor, rhs, c: _Refinement) -> _Refinement:
+    """One step of iterative refinement ``x ← x + N̂⁻¹(rhs - N x)``, keeping the better iterate."""
+    xn = c.x + _woodbury(prob, fac, c.r)
+    rn = rhs - _nmul(prob, fac, xn)
+    resn = jnp.linalg.norm(rn)
+    better = resn < c.res  # keep the best iterate: the last step may stagnate
+    return _Refinement(c.k + 1, jnp.where(better, xn, c.x), jnp.where(better, rn, c.r), jnp.minimum(resn, c.res), c.res)
+
+
+def _nsolve(prob: IpmProblem, fac: IpmFactor, r):
+    """``N⁻¹ r`` by Woodbury, then iterative refinement with ``N`` itself until the residual is
     ``max(_REFINE_TOL · eps, _REFINE_FRACTION · tol) · ‖r‖`` (the floating-point floor, or a
-    thousandth of the solver's stopping tolerance ``tol``), stops halving, or ``_REFINE_MAX`` steps.
-    Near the optimum ``B`` is so ill-conditioned that Woodbury alone is 1e-2 to 1e-1 accurate and a
-    fixed three steps leave 1e-5: enough to stall the duality gap (of the multipliers the step
-    produces) at about 1e-5 on (1000, 20, 2000) teacher data. Refining to ``1e-9`` instead of the
-    floor (``tol = 1e-6``) left the iterations unchanged (teacher data, 12 seeds, and both squared
-    loss sets; measured with σ = (1 - α_aff)⁴) and saves most refinement steps, as Woodbury alone
-    is often 1e-11 accurate early on: solve at (200, 10, 1004) 3.9 -> 3.6 s, scnn synthetic 25.3 ->
-    23.7 s.
+    thousandth of the stopping tolerance ``tol``), stops halving, or ``_REFINE_MAX`` steps. Near the
+    optimum ``B`` is so ill-conditioned that Woodbury alone is only 1e-2 to 1e-1 accurate, enough
+    to stall the duality gap without the refinement.
 
     Returns ``(x, struggled)``: ``struggled`` when the refinement took all ``_REFINE_MAX`` steps
     or ended above both its target and ``sqrt(eps) · ‖r‖`` (half the digits lost)."""
-    so = jnp.sqrt(fac.om)
-
-    def bmul(M, v):
-        return jnp.einsum("bij,bj->bi", M, v)
-
-    def wood(r):
-        w = bmul(fac.Binv, r)
-        a = so * A(w[:, 1:])
-        cc = jax.scipy.linalg.cho_solve((fac.Lc, True), a)
-        g = AT(so * cc)
-        return w - bmul(fac.Binv, jnp.pad(g, ((0, 0), (1, 0))))  # no slice of Binv: a copy per step
-
-    def nmul(v):
-        out = bmul(fac.B, v)
-        return out.at[:, 1:].add(AT(fac.om * A(v[:, 1:])))
-
-    # refine until the residual reaches its target or stops shrinking (a while loop, not a
-    # Python loop: one copy of the solve in the compiled program)
     eps, rn = jnp.finfo(r.dtype).eps, jnp.linalg.norm(r)
-    target = jnp.maximum(_REFINE_TOL * eps, _REFINE_FRACTION * tol) * rn
-
-    def cond(c):
-        k, _, _, res, prev = c
-        return (k < _REFINE_MAX) & (res > target) & (res < _REFINE_RATE * prev)
-
-    def step(c):
-        k, x, rv, res, _ = c
-        xn = x + wood(rv)
-        rvn = r - nmul(xn)
-        resn = jnp.linalg.norm(rvn)
-        better = resn < res  # keep the best iterate: the last step may stagnate
-        x, rv = jnp.where(better, xn, x), jnp.where(better, rvn, rv)
-        return k + 1, x, rv, jnp.minimum(resn, res), res
-
-    x0 = wood(r)
-    r0 = r - nmul(x0)
-    inf = jnp.asarray(jnp.inf, r.dtype)
-    k, x, _, res, _ = jax.lax.while_loop(cond, step, (0, x0, r0, jnp.linalg.norm(r0), inf))
-    struggled = (k >= _REFINE_MAX) | ~(res <= jnp.maximum(np.sqrt(eps) * rn, target))
-    return x, struggled
+    target = jnp.maximum(_REFINE_TOL * eps, _REFINE_FRACTION * prob.tol) * rn
+    x0 = _woodbury(prob, fac, r)
+    r0 = r - _nmul(prob, fac, x0)
+    start = _Refinement(jnp.zeros((), jnp.int32), x0, r0, jnp.linalg.norm(r0), jnp.asarray(jnp.inf, r.dtype))
+    end = jax.lax.while_loop(
+        lambda c: (c.k < _REFINE_MAX) & (c.res > target) & (c.res < _REFINE_RATE * c.prev),
+        lambda c: _refine(prob, fac, r, c),
+        start,
+    )
+    struggled = (end.k >= _REFINE_MAX) | ~(end.res <= jnp.maximum(np.sqrt(eps) * rn, target))
+    return end.x, struggled
 
 
-def _candidate(st_x, st_z: _Pt, X, y, D, beta, sx, sy, program):
-    """Map the scaled iterate to ``(U, V, dual, ν)`` of the original program."""
-    p = D.shape[0]
-    z = st_x[:, 1:]
-    nu = jnp.maximum(st_z.c, 0.0).reshape(2, p, -1)
-    if program == "max-margin":
-        U, V = z[:p] / sx, z[p:] / sx
-        m = jnp.min(y * prog.convex_fit(X, D, U, V))
-        c = jnp.where(m > 0, 1.0 / jnp.where(m > 0, m, 1.0), 1.0)  # exact margin feasibility
-        return c * U, c * V, jnp.maximum(st_z.m, 0.0) / sx, nu / sx
-    U, V = z[:p] * (sy / sx), z[p:] * (sy / sx)
-    f = prog.convex_fit(X, D, U, V)
-    ff = jnp.sum(f * f)  # best rescaling along the ray (closed form)
-    c = (jnp.sum(f * y) - beta * prog.group_norm(U, V)) / jnp.where(ff > 0, ff, 1.0)
-    c = jnp.where(ff > 0, jnp.maximum(c, 0.0), 1.0)
-    U, V, f = c * U, c * V, c * f
-    return U, V, y - f, nu * sy
+class _NTScaling(eqx.Module):
+    """Nesterov-Todd scaling ``W`` of the LP rows (``sqrt(z/s)``) and of the cones (``η``, ``J w̄``, ``w̄``)."""
+
+    Wm: Array
+    Wmi: Array
+    Wc: Array
+    Wci: Array
+    eta: Array
+    Jw: Array
+    wb: Array
 
 
-@solver_jit(static_argnames=("program",))
-def ipm_solve(X, y, D, beta, tol, infeasible_tol, max_iters, program: str):
-    """One instance of the interior-point method (``jax.vmap`` batches it); see the module
-    docstring. Returns ``(U, V, dual, cone_dual, optimality, status, iterations)``."""
-    dtype = X.dtype
-    n, d = X.shape
-    p = D.shape[0]
-    k = d + 1
-    mm = program == "max-margin"
-    Df = D.astype(dtype)
-    sx = jnp.sqrt(jnp.sum(X * X) / n)
-    sx = jnp.where(sx > 0, sx, 1.0)
-    Xs = X / sx
-    if mm:
-        sy = jnp.ones((), dtype)
-    else:
-        sy = jnp.sqrt(jnp.mean(y * y))
-        sy = jnp.where(sy > 0, sy, 1.0)
-    ys = y / sy
-    yy = jnp.sum(ys * ys)  # the squared loss' constant ½‖y‖² (scaled), for the relative gap
-    beta_s = jnp.ones((), dtype) if mm else beta / (sx * sy)
-    A, AT, G, GT, P, c, h = _problem(Xs, ys, Df, beta_s, program)
-    iu, ju = np.triu_indices(d)  # static, in the order _factor gathers them
-    XX = Xs[:, iu] * Xs[:, ju]  # (n, d(d+1)/2): the products x_a x_b, a ≤ b
-    nm = n if mm else 0
-    degree = nm + 2 * p * n + 2 * p
-    e_q = jnp.zeros((2 * p, k), dtype).at[:, 0].set(1.0)
-    e = _Pt(jnp.ones((nm,), dtype), jnp.ones((2 * p, n), dtype), e_q)
-    om_fixed = jnp.ones((n,), dtype)  # Ω of P = AᵀA (squared loss)
+def _nt_scaling(s: _Pt, z: _Pt) -> _NTScaling:
+    eta, Jw, wb = _nt_soc(s.q, z.q)
+    return _NTScaling(jnp.sqrt(z.m / s.m), jnp.sqrt(s.m / z.m), jnp.sqrt(z.c / s.c), jnp.sqrt(s.c / z.c), eta, Jw, wb)
 
-    def omega(wm):
-        return wm if mm else om_fixed
 
-    # initial point (CVXOPT coneqp): W = I, x = N⁻¹(-c + Gᵀh), s = h - Gx, z = Gx - h, shifted.
-    # It is the loop's first pass (flag `init`), from s = z = e where the NT scaling is W = I,
-    # so the factorization, the solve and the scoring are compiled once, not twice.
-    rhs0 = -c + GT(h)
+def _W(sc: _NTScaling, v: _Pt) -> _Pt:
+    return _Pt(sc.Wm * v.m, sc.Wc * v.c, sc.eta * _hyp_mul(sc.Jw, v.q))
 
-    def shift(v: _Pt) -> _Pt:
-        mins = [jnp.min(v.c), jnp.min(v.q[:, 0] - jnp.linalg.norm(v.q[:, 1:], axis=-1))]
-        if mm:
-            mins.append(jnp.min(v.m))
-        a = -jnp.min(jnp.stack(mins))  # the most negative eigenvalue, negated
-        thr = -1e-8 * jnp.maximum(1.0, jnp.sqrt(_dot(v, v)))
-        return _add(v, e, jnp.where(a >= thr, 1.0 + a, 0.0))
 
-    def score(x, z):
-        U, V, dual, nu = _candidate(x, z, X, y, D, beta, sx, sy, program)
-        return U, V, dual, nu, prog.optimality(X, y, D, U, V, dual, nu, program=program, beta=beta)
+def _Winv(sc: _NTScaling, v: _Pt) -> _Pt:
+    return _Pt(sc.Wmi * v.m, sc.Wci * v.c, _hyp_mul(sc.wb, v.q) / sc.eta)
 
-    inf0 = jnp.asarray(jnp.inf, dtype)
-    st0 = _State(
-        jnp.zeros((2 * p, k), dtype), e, e, jnp.asarray(-1, jnp.int32), jnp.asarray(_RUNNING, jnp.int32),
-        jnp.zeros((p, d), dtype), jnp.zeros((p, d), dtype), jnp.zeros((n,), dtype),
-        jnp.zeros((2, p, n), dtype), prog.Optimality(inf0, -inf0, inf0, inf0), jnp.asarray(True),
+
+def _circ(a: _Pt, b: _Pt) -> _Pt:
+    """The Jordan product ``a ∘ b`` of ``K``."""
+    return _Pt(a.m * b.m, a.c * b.c, _soc_circ(a.q, b.q))
+
+
+def _div(a: _Pt, b: _Pt) -> _Pt:
+    """Solve ``a ∘ x = b``."""
+    return _Pt(b.m / a.m, b.c / a.c, _soc_div(a.q, b.q))
+
+
+def _neg(a: _Pt) -> _Pt:
+    return _Pt(-a.m, -a.c, -a.q)
+
+
+class IpmState(eqx.Module):
+    """The loop state: the iterate ``(x, s, z)`` and the best scored candidate."""
+
+    x: Array  # (2p, k): column 0 is t, the rest z
+    s: _Pt
+    z: _Pt
+    k: Array  # -1 before the initial point
+    status: Array
+    best: Candidate
+    single: Array  # the host capacitance Gram in single precision (until a refinement struggles)
+
+
+class _Linearization(NamedTuple):
+    """What one iteration's Newton systems share: residuals, ``μ``, the scaling, ``λ = W s`` and ``N``'s factor."""
+
+    init: Array  # the first pass, which computes the initial point
+    rx: Array
+    rz: _Pt
+    mu: Array
+    sc: _NTScaling
+    lam: _Pt
+    fac: IpmFactor
+    W2rz: _Pt
+
+
+def _linearize(prob: IpmProblem, st: IpmState) -> _Linearization:
+    """Residuals ``r_x = P x + c + Gᵀz``, ``r_z = G x + s - h``, ``μ = sᵀz / degree``, the NT
+    scaling and the factor of ``N = P + Gᵀ W² G``."""
+    x, s, z, data = st.x, st.s, st.z, prob.data
+    rx = _P(prob, x) + prob.c + _GT(prob, z)
+    rz = _add(_add(_G(prob, x), s), prob.h, -1.0)
+    sc = _nt_scaling(s, z)
+    lam = _Pt(sc.Wm * s.m, sc.Wc * s.c, sc.eta * _hyp_mul(sc.Jw, s.q))
+    W2q = (sc.eta * sc.eta)[..., None] * _hyp_sq(sc.Jw)
+    om = sc.Wm * sc.Wm if prob.max_margin else jnp.ones((data.Xs.shape[0],), x.dtype)
+    fac = _factor(data.Xs, data.Df, prob.XX, sc.Wc * sc.Wc, W2q, om, st.single)
+    return _Linearization(st.k < 0, rx, rz, _dot(s, z) / prob.degree, sc, lam, fac, _W(sc, _W(sc, rz)))
+
+
+def _newton(prob: IpmProblem, lin: _Linearization, ds: _Pt):
+    """Solve ``P Δx + GᵀΔz = -r_x``, ``G Δx + Δs = -r_z``, ``λ ∘ (W Δs + W⁻¹ Δz) = ds``
+    (on the first pass: ``N x₀ = -c + Gᵀh`` with ``W = I``)."""
+    Wu = _W(lin.sc, _div(lin.lam, ds))
+    rhs = jnp.where(lin.init, prob.rhs0, -lin.rx - _GT(prob, _add(Wu, lin.W2rz)))
+    dx, struggled = _nsolve(prob, lin.fac, rhs)
+    Gdx = _G(prob, dx)
+    dsv = _add(_neg(lin.rz), Gdx, -1.0)
+    dz = _add(Wu, _W(lin.sc, _W(lin.sc, _add(lin.rz, Gdx))))
+    return dx, dsv, dz, struggled
+
+
+def _max_step(prob: IpmProblem, v: _Pt, dv: _Pt):
+    """The longest step ``α`` with ``v + α dv ∈ K``."""
+    a = jnp.minimum(_lp_step(v.c, dv.c), _soc_step(v.q, dv.q))
+    if prob.max_margin:
+        a = jnp.minimum(a, _lp_step(v.m, dv.m))
+    return a
+
+
+class _Direction(NamedTuple):
+    ds: _Pt
+    dz: _Pt
+    dx: Array
+    steps: Array  # (2,) the longest primal and dual steps
+    struggled: Array  # a refinement struggled (then the host Gram leaves single precision)
+
+
+def _centring_target(prob: IpmProblem, st: IpmState, lin: _Linearization, aff: _Direction) -> _Pt:
+    """Mehrotra's combined right-hand side ``-λ∘λ - (W Δs_a)∘(W⁻¹ Δz_a) + σ μ e`` with
+    ``σ = (μ_aff / μ)^_SIGMA_POWER``, ``μ_aff`` the complementarity after the affine step."""
+    ap, ad = jnp.minimum(1.0, aff.steps[0]), jnp.minimum(1.0, aff.steps[1])
+    mu_aff = _dot(_add(st.s, aff.ds, ap), _add(st.z, aff.dz, ad)) / prob.degree
+    sigma = jnp.clip(mu_aff / lin.mu, 0.0, 1.0) ** _SIGMA_POWER
+    corr = _circ(_W(lin.sc, aff.ds), _Winv(lin.sc, aff.dz))
+    return _add(_add(_neg(_circ(lin.lam, lin.lam)), corr, -1.0), prob.e, sigma * lin.mu)
+
+
+def _direction_pass(i, prev: _Direction, prob: IpmProblem, st: IpmState, lin: _Linearization) -> _Direction:
+    """Pass 0: the affine (predictor) direction; pass 1: the combined direction. A loop, so the
+    Newton solve is compiled once."""
+    ds = jax.lax.cond(
+        i == 0, lambda: _neg(_circ(lin.lam, lin.lam)), lambda: _centring_target(prob, st, lin, prev)
+    )
+    dx, dsv, dz, struggled = _newton(prob, lin, ds)
+    ap, ad = _max_step(prob, st.s, dsv), _max_step(prob, st.z, dz)
+    if not prob.max_margin:  # P ≠ 0 couples the primal and dual residuals: one step
+        ap = ad = jnp.minimum(ap, ad)
+    return _Direction(dsv, dz, dx, jnp.stack([ap, ad]), prev.struggled | struggled)
+
+
+def _shift(prob: IpmProblem, v: _Pt) -> _Pt:
+    """``v + (1 + a) e`` when ``v`` is not safely interior (``a`` its most negative eigenvalue, negated)."""
+    mins = [jnp.min(v.c), jnp.min(v.q[:, 0] - jnp.linalg.norm(v.q[:, 1:], axis=-1))]
+    if prob.max_margin:
+        mins.append(jnp.min(v.m))
+    a = -jnp.min(jnp.stack(mins))
+    thr = -1e-8 * jnp.maximum(1.0, jnp.sqrt(_dot(v, v)))
+    return _add(v, prob.e, jnp.where(a >= thr, 1.0 + a, 0.0))
+
+
+def _advance(prob: IpmProblem, st: IpmState, lin: _Linearization, d: _Direction):
+    """The next iterate: CVXOPT's shifted initial point ``s = h - G x₀``, ``z = G x₀ - h`` on the
+    first pass, else the step a fraction of the way to the boundary. Returns it and the step."""
+    frac = _STEP_SPLIT if prob.max_margin else _STEP
+    alpha_p, alpha_d = jnp.minimum(1.0, frac * d.steps[0]), jnp.minimum(1.0, frac * d.steps[1])
+
+    def initial_point():
+        r0 = _add(prob.h, _G(prob, d.dx), -1.0)
+        return d.dx, _shift(prob, r0), _shift(prob, _neg(r0))
+
+    def step():
+        return st.x + alpha_p * d.dx, _add(st.s, d.ds, alpha_p), _add(st.z, d.dz, alpha_d)
+
+    x, s, z = jax.lax.cond(lin.init, initial_point, step)
+    return x, s, z, jnp.minimum(alpha_p, alpha_d)
+
+
+def _fresh_candidate(prob: IpmProblem, st: IpmState, x, z: _Pt, init):
+    """Score the iterate's candidate; accept a Farkas ray (max-margin); keep the last finite
+    candidate when this one is not finite. Returns ``(candidate, status, finite)``."""
+    p, n = prob.S2.shape[0] // 2, prob.data.Xs.shape[0]
+    nu_s = jnp.maximum(z.c, 0.0).reshape(2, p, n)
+    cand, status = score(prob.data, x[:p, 1:], x[p:, 1:], jnp.maximum(z.m, 0.0), nu_s, prob.tol)
+    ok = init | (jnp.isfinite(cand.opt.value) & jnp.isfinite(cand.opt.gap))  # the initial point's need not be
+    if prob.max_margin:
+        # the dual iterate diverges along a Farkas ray: its residual from the dual bound of the same multipliers
+        eps = prog.farkas_residual(prob.data.X, cand.opt.dual_value)
+        cand, status = accept_farkas(cand, status, eps, jnp.maximum(z.m, 0.0), nu_s, prob.infeasible_tol, ok & ~init)
+    cand = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), cand, st.best)
+    return cand, status, ok
+
+
+def _status(prob: IpmProblem, status, finite, alpha, sz, k, init):
+    """A stalled step (or complementarity at the floating-point floor) is a numerical error, the
+    limit ``max_iters``; the initial point is never final; a non-finite iterate ends the loop."""
+    stalled = (alpha < 1e-10) | (sz / prob.degree < jnp.finfo(sz.dtype).tiny * 1e10)
+    status = jnp.where((status == RUNNING) & stalled, RESULTS.numerical_error, status)
+    status = jnp.where((status == RUNNING) & (k >= prob.max_iters), RESULTS.max_iters, status)
+    status = jnp.where(init, RUNNING, status)
+    return jnp.where(finite, status, RESULTS.numerical_error).astype(jnp.int32)
+
+
+def ipm_step(st: IpmState, prob: IpmProblem) -> IpmState:
+    """One predictor-corrector iteration (the first computes the initial point), then the score."""
+    lin = _linearize(prob, st)
+    zero = _Pt(jnp.zeros_like(st.s.m), jnp.zeros_like(st.s.c), jnp.zeros_like(st.s.q))
+    start = _Direction(zero, zero, jnp.zeros_like(st.x), jnp.zeros((2,), st.x.dtype), jnp.asarray(False))
+    d = jax.lax.fori_loop(0, 2, lambda i, prev: _direction_pass(i, prev, prob, st, lin), start)
+    x, s, z, alpha = _advance(prob, st, lin, d)
+    k = st.k + 1
+    scaled = jnp.sum(prob.c * x)  # the objective, scaled: the complementarity's yardstick
+    if not prob.max_margin:
+        scaled = scaled + 0.5 * jnp.sum(_A(prob, x[:, 1:]) ** 2) + 0.5 * prob.yy
+    sz = _dot(s, z)
+    # s and z are interior and every entry of x enters s (the cones' rows are -x): the iterate
+    # is finite iff sᵀz and Σx are
+    iterate_ok = jnp.isfinite(sz) & jnp.isfinite(jnp.sum(x))
+    near = sz <= _SCORE_NEAR * prob.tol * jnp.maximum(1.0, jnp.abs(scaled))
+    scored = iterate_ok & (lin.init | near | (k % _SCORE_EVERY == 0) | (k >= prob.max_iters))
+    best, status, ok = jax.lax.cond(
+        scored,
+        lambda: _fresh_candidate(prob, st, x, z, lin.init),
+        lambda: (st.best, jnp.asarray(RUNNING, jnp.int32), jnp.asarray(True)),
+    )
+    finite = iterate_ok & ok
+    status = _status(prob, status, finite, alpha, sz, k, lin.init)
+    return IpmState(x, s, z, k, status, best, st.single & ~d.struggled & finite)
+
+
+def ipm_init(prob: IpmProblem) -> IpmState:
+    """``s = z = e`` (where the NT scaling is ``W = I``) and ``k = -1``: the first pass computes the
+    initial point with the same factorization and solve as every iteration (compiled once)."""
+    (n, d), p, dtype = prob.data.Xs.shape, prob.S2.shape[0] // 2, prob.data.Xs.dtype
+    inf = jnp.asarray(jnp.inf, dtype)
+    zb = jnp.zeros((p, d), dtype)
+    best = Candidate(zb, zb, jnp.zeros((n,), dtype), jnp.zeros((2, p, n), dtype), prog.Optimality(inf, -inf, inf, inf))
+    return IpmState(
+        x=jnp.zeros((2 * p, d + 1), dtype), s=prob.e, z=prob.e, k=jnp.asarray(-1, jnp.int32),
+        status=jnp.asarray(RUNNING, jnp.int32), best=best, single=jnp.asarray(True),
     )
 
-    def body(st: _State):
-        init = st.k < 0  # the first pass computes the initial point
-        x, s, z = st.x, st.s, st.z
-        rx = P(x) + c + GT(z)
-        rz = _add(_add(G(x), s), h, -1.0)
-        mu = _dot(s, z) / degree
-        # Nesterov-Todd scaling and the scaled point λ = W s = W⁻¹ z
-        Wm, Wmi = jnp.sqrt(z.m / s.m), jnp.sqrt(s.m / z.m)  # LP rows: W = sqrt(z/s)
-        Wc, Wci = jnp.sqrt(z.c / s.c), jnp.sqrt(s.c / z.c)
-        eta, Jw, wb = _nt_soc(s.q, z.q)  # W = η Hyp(J w̄), W⁻¹ = Hyp(w̄)/η on the cones
-        lam = _Pt(Wm * s.m, Wc * s.c, eta * _hyp_mul(Jw, s.q))
-        W2q = (eta * eta)[..., None] * _hyp_sq(Jw)
-        fac = _factor(Xs, Df, XX, Wc * Wc, W2q, omega(Wm * Wm), st.single)
 
-        def W(v: _Pt) -> _Pt:
-            return _Pt(Wm * v.m, Wc * v.c, eta * _hyp_mul(Jw, v.q))
-
-        def Winv(v: _Pt) -> _Pt:
-            return _Pt(Wmi * v.m, Wci * v.c, _hyp_mul(wb, v.q) / eta)
-
-        def circ(a: _Pt, b: _Pt) -> _Pt:
-            return _Pt(a.m * b.m, a.c * b.c, _soc_circ(a.q, b.q))
-
-        def div(a: _Pt, b: _Pt) -> _Pt:  # solve a ∘ x = b
-            return _Pt(b.m / a.m, b.c / a.c, _soc_div(a.q, b.q))
-
-        W2rz = W(W(rz))  # the same for both directions
-
-        def newton(ds: _Pt):
-            """Solve P Δx + GᵀΔz = -r_x, G Δx + Δs = -r_z, λ ∘ (W Δs + W⁻¹ Δz) = ds."""
-            u = div(lam, ds)
-            Wu = W(u)
-            rhs = jnp.where(init, rhs0, -rx - GT(_add(Wu, W2rz)))
-            dx, struggled = _nsolve(fac, rhs, A, AT, tol)
-            Gdx = G(dx)
-            dsv = _add(_Pt(-rz.m, -rz.c, -rz.q), Gdx, -1.0)
-            dz = _add(Wu, W(W(_add(rz, Gdx))))
-            return dx, dsv, dz, struggled
-
-        def max_step(v: _Pt, dv: _Pt):
-            a = jnp.minimum(_lp_step(v.c, dv.c), _soc_step(v.q, dv.q))
-            if mm:
-                a = jnp.minimum(a, _lp_step(v.m, dv.m))
-            return a
-
-        split = mm  # P = 0: the primal and dual residuals are decoupled (_STEP_SPLIT)
-        lamsq = circ(lam, lam)
-        neg = _Pt(-lamsq.m, -lamsq.c, -lamsq.q)
-
-        def pc(i, carry):
-            """i = 0: affine (predictor) direction; i = 1: combined direction with the
-            second-order correction and centring σ = (μ_aff / μ)^_SIGMA_POWER (Mehrotra). A
-            loop, so the Newton solve is compiled once. Each pass ends with its direction's
-            longest step (the predictor's sets σ; the combined direction's is the step taken)
-            and whether a refinement struggled (then the host Gram leaves single precision)."""
-            dsa, dza, _, aa, struggled = carry
-
-            def combined():
-                ap, ad = jnp.minimum(1.0, aa[0]), jnp.minimum(1.0, aa[1])
-                mu_aff = _dot(_add(s, dsa, ap), _add(z, dza, ad)) / degree
-                sigma = jnp.clip(mu_aff / mu, 0.0, 1.0) ** _SIGMA_POWER
-                corr = circ(W(dsa), Winv(dza))
-                return _add(_add(neg, corr, -1.0), e, sigma * mu)
-
-            ds = jax.lax.cond(i == 0, lambda: neg, combined)
-            dx, dsv, dz, st_i = newton(ds)
-            ap, ad = max_step(s, dsv), max_step(z, dz)
-            if not split:
-                ap = ad = jnp.minimum(ap, ad)
-            return dsv, dz, dx, jnp.stack([ap, ad]), struggled | st_i
-
-        zero = _Pt(jnp.zeros_like(s.m), jnp.zeros_like(s.c), jnp.zeros_like(s.q))
-        carry0 = (zero, zero, jnp.zeros_like(x), jnp.zeros((2,), dtype), jnp.asarray(False))
-        dsv, dz, dx, amax, struggled = jax.lax.fori_loop(0, 2, pc, carry0)
-        frac = _STEP_SPLIT if split else _STEP
-        alpha_p, alpha_d = jnp.minimum(1.0, frac * amax[0]), jnp.minimum(1.0, frac * amax[1])
-        alpha = jnp.minimum(alpha_p, alpha_d)
-
-        def initial_point():  # from x0 = dx (W = I, rhs0): s = h - G x0, z = G x0 - h, shifted
-            r0 = _add(h, G(dx), -1.0)
-            return dx, shift(r0), shift(_Pt(-r0.m, -r0.c, -r0.q))
-
-        def step():
-            return x + alpha_p * dx, _add(s, dsv, alpha_p), _add(z, dz, alpha_d)
-
-        x_n, s_n, z_n = jax.lax.cond(init, initial_point, step)
-        k_n = st.k + 1
-        # score the candidate only once the iterate's own relative complementarity (which tracks
-        # the candidate's gap to 1-3% on teacher data) is within _SCORE_NEAR · tol, every
-        # _SCORE_EVERY-th iteration (for the Farkas check of an infeasible problem), and at the
-        # last iteration (warm solve at (200, 10, 1004), 43 iterations: 2.69 -> 2.60 s)
-        scaled = jnp.sum(c * x_n)  # the objective, scaled
-        if not mm:
-            scaled = scaled + 0.5 * jnp.sum(A(x_n[:, 1:]) ** 2) + 0.5 * yy
-        sz = _dot(s_n, z_n)
-        # s_n and z_n are interior, and every entry of x_n enters s_n (the cones' rows are -x):
-        # the iterate is finite iff sᵀz and Σx are (no pass over the iterate of its own)
-        iterate_ok = jnp.isfinite(sz) & jnp.isfinite(jnp.sum(x_n))
-        near = sz <= _SCORE_NEAR * tol * jnp.maximum(1.0, jnp.abs(scaled))
-        scored = iterate_ok & (init | near | (k_n % _SCORE_EVERY == 0) | (k_n >= max_iters))
-        stale = (st.U, st.V, st.dual, st.cone_dual, st.opt)
-
-        def fresh():
-            """Score the candidate; its status (success, or infeasible once a Farkas ray is
-            validated) and whether it is finite (else the last finite candidate is kept)."""
-            U, V, dual, nu, opt = score(x_n, z_n)
-            ok = init | (jnp.isfinite(opt.value) & jnp.isfinite(opt.gap))  # the initial point's need not be
-            status = jnp.where((opt.gap <= tol) & (opt.residual <= tol), SUCCESS, _RUNNING)
-            if mm:
-                # a diverging dual iterate is a Farkas ray once max_margin_infeasibility validates it
-                # (of (z_m, z_c): from the dual bound of the same multipliers, rescaled)
-                eps = prog.farkas_residual(X, opt.dual_value)
-                infeas = (status == _RUNNING) & (eps <= infeasible_tol) & ok & ~init
-                tot = jnp.sum(jnp.maximum(z_n.m, 0.0))
-                tot = jnp.where(tot > 0, tot, 1.0)
-                dual = jnp.where(infeas, jnp.maximum(z_n.m, 0.0) / tot, dual)
-                nu = jnp.where(infeas, jnp.maximum(z_n.c, 0.0).reshape(2, p, n) / tot, nu)
-                inf_ = jnp.asarray(jnp.inf, dtype)
-                opt = prog.Optimality(
-                    jnp.where(infeas, inf_, opt.value), jnp.where(infeas, inf_, opt.dual_value),
-                    jnp.where(infeas, eps, opt.gap), opt.residual,
-                )
-                status = jnp.where(infeas, INFEASIBLE, status)
-            cand = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), (U, V, dual, nu, opt), stale)
-            return cand, status.astype(jnp.int32), ok
-
-        (U, V, dual, nu, opt), status, ok = jax.lax.cond(
-            scored, fresh, lambda: (stale, jnp.asarray(_RUNNING, jnp.int32), jnp.asarray(True))
-        )
-        finite = iterate_ok & ok
-        # a step that cannot move any more (or complementarity at the floating-point floor)
-        stalled = (alpha < 1e-10) | (sz / degree < jnp.finfo(dtype).tiny * 1e10)
-        status = jnp.where((status == _RUNNING) & stalled, NUMERICAL_ERROR, status)
-        status = jnp.where((status == _RUNNING) & (k_n >= max_iters), MAX_ITERS, status)
-        status = jnp.where(init, _RUNNING, status)  # the initial point is not scored for stopping
-        status = jnp.where(finite, status, NUMERICAL_ERROR)
-        # a non-finite iterate ends the loop (its candidate is never scored): (x, s, z) are not
-        # returned, so they need no fallback
-        return _State(
-            x_n, s_n, z_n, k_n, status.astype(jnp.int32), U, V, dual, nu, opt, st.single & ~struggled & finite
-        )
-
-    st = jax.lax.while_loop(lambda st: st.status == _RUNNING, body, st0)
-    return st.U, st.V, st.dual, st.cone_dual, st.opt, st.status, st.k
+def ipm_solve(data: ScaledProblem, tol, infeasible_tol, max_iters) -> SolverResult:
+    """Run the interior-point method on a scaled max-margin or squared-loss problem."""
+    prob = ipm_problem(data, tol, infeasible_tol, max_iters)
+    st = jax.lax.while_loop(lambda st: st.status == RUNNING, lambda st: ipm_step(st, prob), ipm_init(prob))
+    return SolverResult(st.best, st.status, st.k)

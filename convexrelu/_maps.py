@@ -29,7 +29,7 @@ from jaxtyping import Array, Bool, Float, PRNGKeyArray
 from ._certificates import _project_one
 from ._network import Network
 from ._programs import cone_violation
-from ._solution import SUCCESS, ConvexSolution
+from ._solution import RESULTS, ConvexSolution
 from ._validation import check_network, check_patterns, check_X, is_concrete
 
 
@@ -117,7 +117,7 @@ def _solution(U, V, D, X, dtype, *, value=None, like: ConvexSolution | None = No
             residual=jnp.asarray(
                 cone_violation(jnp.asarray(X, dtype), jnp.asarray(D), jnp.asarray(U, dtype), jnp.asarray(V, dtype)), dtype
             ),
-            status=jnp.asarray(SUCCESS, jnp.int32),
+            status=jnp.asarray(RESULTS.optimal, jnp.int32),
             iterations=jnp.zeros((), jnp.int32),
             beta=jnp.zeros((), dtype),
             program="max-margin",

@@ -267,7 +267,7 @@ class Optimality(NamedTuple):
     residual: Float[Array, ""]
 
 
-def _loss_of(program: str) -> str:
+def loss_of_program(program: str) -> str:
     if program == "regularized-squared":
         return "squared"
     if program == "regularized-logistic":
@@ -301,7 +301,7 @@ def optimality(
         value = max_margin_objective(U, V)
         dval = max_margin_dual_objective(X, y, D, dual, cone_dual)
     else:
-        loss = _loss_of(program)
+        loss = loss_of_program(program)
         value = regularized_primal_objective(X, y, D, U, V, beta=beta, loss=loss)
         dval = regularized_dual_objective(X, y, D, dual, cone_dual, beta=beta, loss=loss)
     return Optimality(
@@ -340,5 +340,5 @@ def lagrangian(
     f = convex_fit(X, D, U, V)
     if program == "max-margin":
         return pen - jnp.sum(dual * (y * f - 1.0)) - cones
-    loss = _loss_of(program)
+    loss = loss_of_program(program)
     return convex_loss(f, y, loss) + beta * pen - cones

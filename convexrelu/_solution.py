@@ -1,27 +1,42 @@
-"""The record every convex solver returns (native JAX solver and the cvxpy bridge alike)."""
+"""What every convex solver returns (the native solvers and the cvxpy bridge alike): the status
+enumeration :class:`RESULTS` with its messages, and the record :class:`ConvexSolution`."""
 
 from __future__ import annotations
 
+import enum
+
 import equinox as eqx
-import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
-# Status codes (an int array, so that a batch of solutions under vmap carries one per problem).
-SUCCESS = 0
-MAX_ITERS = 1
-INFEASIBLE = 2
-UNBOUNDED = 3
-NUMERICAL_ERROR = 4
-STATUS_NAMES = {
-    SUCCESS: "optimal",
-    MAX_ITERS: "max_iters",
-    INFEASIBLE: "infeasible",
-    UNBOUNDED: "unbounded",
-    NUMERICAL_ERROR: "numerical_error",
-}
 
-PROGRAMS = ("max-margin", "regularized-squared", "regularized-logistic")
+class RESULTS(enum.IntEnum):
+    """The status of a convex solve: one enumeration, each member with its message.
+
+    A solution's ``status`` is an int array of these codes (one per problem in a batch under
+    ``jax.vmap``); members compare equal to their codes (``sol.status == RESULTS.optimal``).
+    ``RESULTS.optimal.message`` says what the status means and what to do about it.
+    """
+
+    def __new__(cls, code: int, message: str):
+        member = int.__new__(cls, code)
+        member._value_ = code
+        member.message = message
+        return member
+
+    optimal = 0, "the relative duality gap and the relative constraint violation are within tol"
+    max_iters = 1, "the iteration limit was reached: raise max_iters or loosen tol"
+    infeasible = (
+        2,
+        "the program is infeasible: no network on these patterns separates the data "
+        "(a Farkas certificate is in .dual)",
+    )
+    unbounded = 3, "the program is unbounded"
+    numerical_error = 4, "the iterates became non-finite or stopped moving: check the data's scale"
+
+
+RUNNING = -1
+"""The loop-internal code of a solve still in progress (never returned)."""
 
 
 class ConvexSolution(eqx.Module):
@@ -39,10 +54,10 @@ class ConvexSolution(eqx.Module):
             they give the Lagrangian, hence ``∂(value)/∂X`` by the envelope theorem.
         gap: relative duality gap ``|primal - dual| / max(1, |primal|, |dual|)``.
         residual: relative constraint violation (margin and cone constraints).
-        status: int code, see :func:`status_name` (0 optimal, 1 max_iters, 2 infeasible,
-            3 unbounded, 4 numerical_error).
+        status: a :class:`RESULTS` code (0 optimal, 1 max_iters, 2 infeasible, 3 unbounded,
+            4 numerical_error); :func:`status_name` gives its text.
         iterations: iterations used.
-        beta: the regularization strength (NaN-free; 0 for the max-margin program).
+        beta: the regularization strength (0 for the max-margin program).
         program: ``"max-margin"``, ``"regularized-squared"`` or ``"regularized-logistic"``.
     """
 
@@ -62,7 +77,7 @@ class ConvexSolution(eqx.Module):
     @property
     def ok(self) -> bool:
         """True when every problem in the (possibly batched) solution reached optimality."""
-        return bool(np.all(np.asarray(self.status) == SUCCESS))
+        return bool(np.all(np.asarray(self.status) == RESULTS.optimal))
 
     @property
     def status_name(self) -> str | list:
@@ -71,13 +86,9 @@ class ConvexSolution(eqx.Module):
 
 
 def status_name(status) -> str | list:
-    """Text of a status code or array of codes."""
+    """The :class:`RESULTS` name of a status code, or a nested list of names for an array of codes."""
     s = np.asarray(status)
     if s.ndim == 0:
-        return STATUS_NAMES.get(int(s), f"unknown({int(s)})")
+        code = int(s)
+        return RESULTS(code).name if code in RESULTS._value2member_map_ else f"unknown({code})"
     return [status_name(v) for v in s]
-
-
-def active_blocks(sol: ConvexSolution, *, tol: float = 0.0):
-    """Boolean masks ``(p,)`` of the nonzero ``u_j`` and ``v_j`` blocks (norm > ``tol``)."""
-    return jnp.linalg.norm(sol.U, axis=-1) > tol, jnp.linalg.norm(sol.V, axis=-1) > tol

@@ -40,7 +40,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from ._programs import convex_fit, max_margin_infeasibility, negative_loss_gradient, optimality
-from ._solution import INFEASIBLE, MAX_ITERS, NUMERICAL_ERROR, SUCCESS, UNBOUNDED, ConvexSolution
+from ._solution import RESULTS, ConvexSolution
 from ._validation import check_patterns, check_targets, check_X, check_y
 
 __all__ = [
@@ -215,13 +215,13 @@ def _check_inputs(X, y, D, name, beta, *, batched=False):
 _CLARABEL_TOLERANCES = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}
 
 _STATUS = {
-    "optimal": SUCCESS,
-    "infeasible": INFEASIBLE,
-    "infeasible_inaccurate": INFEASIBLE,
-    "unbounded": UNBOUNDED,
-    "unbounded_inaccurate": UNBOUNDED,
-    "user_limit": MAX_ITERS,
-    "optimal_inaccurate": NUMERICAL_ERROR,  # kept only if the measured gap says otherwise
+    "optimal": RESULTS.optimal,
+    "infeasible": RESULTS.infeasible,
+    "infeasible_inaccurate": RESULTS.infeasible,
+    "unbounded": RESULTS.unbounded,
+    "unbounded_inaccurate": RESULTS.unbounded,
+    "user_limit": RESULTS.max_iters,
+    "optimal_inaccurate": RESULTS.numerical_error,  # kept only if the measured gap says otherwise
 }
 
 
@@ -327,7 +327,7 @@ def solve_with_cvxpy(
         cvx_status = "solver_error"
     stats = form.problem.solver_stats
     iters = int(stats.num_iters) if stats is not None and stats.num_iters is not None else 0
-    status = _STATUS.get(cvx_status, NUMERICAL_ERROR)
+    status = _STATUS.get(cvx_status, RESULTS.numerical_error)
 
     def pack(U, V, value, dual, nu, gap, residual, status):
         return ConvexSolution(
@@ -351,13 +351,13 @@ def solve_with_cvxpy(
 
     if form.U.value is None or cvx_status not in ("optimal", "optimal_inaccurate"):
         zeros, no_dual = np.zeros((p, d)), (np.zeros(n), np.zeros((2, p, n)))
-        if status == INFEASIBLE and name == "max-margin":
+        if status == RESULTS.infeasible and name == "max-margin":
             mu, nu = _farkas_ray(Xn, yn, Dn, solver)
             residual = measure(zeros, zeros, *no_dual)[2]
             farkas = max_margin_infeasibility(Xj, yj, Dj, jnp.asarray(mu, dtype=dtype), jnp.asarray(nu, dtype=dtype))
-            return pack(zeros, zeros, np.inf, mu, nu, farkas, residual, INFEASIBLE)
-        if status == SUCCESS:  # an optimal status without values: a numerical failure
-            status = NUMERICAL_ERROR
+            return pack(zeros, zeros, np.inf, mu, nu, farkas, residual, RESULTS.infeasible)
+        if status == RESULTS.optimal:  # an optimal status without values: a numerical failure
+            status = RESULTS.numerical_error
         value, _, residual = measure(zeros, zeros, *no_dual)
         if name == "max-margin":
             value = np.inf
@@ -372,7 +372,7 @@ def solve_with_cvxpy(
         dual = negative_loss_gradient(f, yj, loss)
     value, gap, residual = measure(U, V, dual, nu)
     if cvx_status == "optimal_inaccurate" and float(gap) <= tol and float(residual) <= tol:
-        status = SUCCESS
+        status = RESULTS.optimal
     return pack(U, V, value, dual, nu, gap, residual, status)
 
 

@@ -17,7 +17,8 @@ import pytest
 from convexrelu import bridge
 from convexrelu._programs import convex_fit, max_margin_infeasibility, optimality
 from convexrelu._sensitivity import solution_lagrangian, value_derivative_beta, value_gradient
-from convexrelu._solution import INFEASIBLE, SUCCESS
+from convexrelu._solution import RESULTS
+
 from convexrelu._solver import solve_max_margin, solve_regularized
 
 from _reference import max_margin_reference, regularized_reference
@@ -63,7 +64,7 @@ def test_max_margin_matches_reference():
     X, y, D = _problem(0)
     sol = bridge.solve_with_cvxpy(X, y, D)
     ref_value, ref_U, ref_V, ref_mu = max_margin_reference(X, y, D)
-    assert sol.status == SUCCESS and sol.program == "max-margin"
+    assert sol.status == RESULTS.optimal and sol.program == "max-margin"
     assert abs(float(sol.value) - ref_value) <= 1e-6 * ref_value
     assert float(sol.gap) < 1e-7 and float(sol.residual) < 1e-7
     # the margin multipliers are the reference's, and 1ᵀμ = P* (strong duality)
@@ -83,7 +84,7 @@ def test_regularized_matches_reference(loss):
     X, y, D = _problem(1)
     sol = bridge.solve_with_cvxpy(X, y, D, program="regularized", beta=BETA, loss=loss)
     ref_value, _, _ = regularized_reference(X, y, D, beta=BETA, loss=loss)
-    assert sol.status == SUCCESS and sol.program == f"regularized-{loss}"
+    assert sol.status == RESULTS.optimal and sol.program == f"regularized-{loss}"
     assert abs(float(sol.value) - ref_value) <= 1e-6 * ref_value
     assert float(sol.gap) < 1e-5 and float(sol.residual) < 1e-7
     assert float(sol.beta) == BETA
@@ -114,7 +115,7 @@ def test_infeasible_max_margin_reports_status_and_farkas_ray():
     D = jnp.asarray(np.unique((np.asarray(X) @ np.random.default_rng(0).standard_normal((DIM, 40)) >= 0).T, axis=0)[:P])
     assert D.shape == (P, N)
     sol = bridge.solve_with_cvxpy(X, y, D)
-    assert sol.status == INFEASIBLE and sol.status_name == "infeasible"
+    assert sol.status == RESULTS.infeasible and sol.status_name == "infeasible"
     assert np.isinf(float(sol.value)) and not np.any(np.isnan(np.asarray(sol.U)))
     assert float(jnp.sum(sol.dual)) == pytest.approx(1.0, abs=1e-8)
     assert float(max_margin_infeasibility(X, y, D, sol.dual, sol.cone_dual)) < 1e-7

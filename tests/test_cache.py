@@ -51,10 +51,10 @@ def test_cache_writes_and_serves_a_compiled_program(tmp_path, restore_cache_conf
 
 def test_cache_default_dir_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("CONVEXRELU_CACHE_DIR", os.fspath(tmp_path / "c"))
-    assert cr._cache.default_cache_dir() == os.fspath(tmp_path / "c")
+    assert cr._jit.default_cache_dir() == os.fspath(tmp_path / "c")
     monkeypatch.delenv("CONVEXRELU_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", os.fspath(tmp_path))
-    assert cr._cache.default_cache_dir() == os.path.join(os.fspath(tmp_path), "convexrelu", "xla")
+    assert cr._jit.default_cache_dir() == os.path.join(os.fspath(tmp_path), "convexrelu", "xla")
 
 
 def test_cache_refuses_bad_arguments(tmp_path, restore_cache_config):
@@ -78,7 +78,7 @@ def test_solver_jit_matches_jax_jit_under_transformations():
         x = jax.lax.fori_loop(0, 30, body, jnp.ones_like(a))
         return x if mode == "root" else x * x
 
-    ours = cr._cache.solver_jit(newton_sqrt, static_argnames=("mode",))
+    ours = cr._jit.solver_jit(newton_sqrt, static_argnames=("mode",))
     ref = jax.jit(newton_sqrt, static_argnames=("mode",))
     a = jnp.linspace(0.5, 9.0, 7)
     np.testing.assert_allclose(ours(a, mode="root"), np.sqrt(np.asarray(a)), rtol=1e-12)

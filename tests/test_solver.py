@@ -12,7 +12,9 @@ import pytest
 import convexrelu as cr
 from convexrelu import _ipm
 from convexrelu import _programs as prog
-from convexrelu._solution import INFEASIBLE, MAX_ITERS, NUMERICAL_ERROR, SUCCESS
+from convexrelu._scaling import scale_problem
+from convexrelu._solution import RESULTS
+
 
 from _reference import max_margin_reference, regularized_reference
 
@@ -52,7 +54,7 @@ def test_max_margin_matches_clarabel(make):
     X, y, D = make()
     sol = cr.solve_max_margin(X, y, D)
     ref, *_ = max_margin_reference(X, y, D)
-    assert sol.status == SUCCESS and sol.program == "max-margin"
+    assert sol.status == RESULTS.optimal and sol.program == "max-margin"
     assert abs(float(sol.value) - ref) <= 1e-6 * ref
     assert float(sol.residual) <= 1e-6 and float(sol.gap) <= 1e-6
     # the reported numbers are those of _programs on the returned point
@@ -71,7 +73,7 @@ def test_regularized_matches_clarabel(loss):
     tol = 1e-6
     sol = cr.solve_regularized(X, yy, D, beta=beta, loss=loss, tol=tol)
     ref, *_ = regularized_reference(X, yy, D, beta=beta, loss=loss)
-    assert sol.status == SUCCESS and sol.program == f"regularized-{loss}"
+    assert sol.status == RESULTS.optimal and sol.program == f"regularized-{loss}"
     assert abs(float(sol.value) - ref) <= 2 * tol * max(1.0, abs(ref))
     assert float(sol.residual) <= tol and float(sol.gap) <= tol
     dual = prog.regularized_dual_objective(X, yy, D, sol.dual, sol.cone_dual, beta=beta, loss=loss)
@@ -116,7 +118,7 @@ def test_vmap_over_beta_equals_loop():
     assert batch.value.shape == (2,) and batch.U.shape == (2, P, DIM)
     for i, b in enumerate(betas):
         one = solve(b)
-        assert int(batch.status[i]) == SUCCESS == int(one.status)
+        assert int(batch.status[i]) == RESULTS.optimal == int(one.status)
         np.testing.assert_allclose(batch.value[i], one.value, rtol=3e-6)
         assert float(batch.gap[i]) <= 1e-6 and float(batch.residual[i]) <= 1e-6
 
@@ -174,7 +176,7 @@ def test_host_blas_path_solves_under_vmap(host_gram_calls):
     assert host_gram_calls, "the host-BLAS Gram was not used"
     for i, b in enumerate(np.asarray(betas)):
         ref, *_ = regularized_reference(X, out, D, beta=float(b))
-        assert int(batch.status[i]) == SUCCESS
+        assert int(batch.status[i]) == RESULTS.optimal
         assert abs(float(batch.value[i]) - ref) <= 2e-6 * max(1.0, abs(ref))
 
 
@@ -186,7 +188,7 @@ def test_host_gram_single_precision_until_refinement_struggles(host_gram_calls):
     X, y, D = X[:19], y[:19], D[:, :19]  # a shape of its own: a fresh trace with the host path
     sol = cr.solve_max_margin(X, y, D, method="ipm")
     ref, *_ = max_margin_reference(X, y, D)
-    assert sol.status == SUCCESS and abs(float(sol.value) - ref) <= 1e-6 * ref and float(sol.gap) <= 1e-6
+    assert sol.status == RESULTS.optimal and abs(float(sol.value) - ref) <= 1e-6 * ref and float(sol.gap) <= 1e-6
     calls = host_gram_calls
     k = calls.index(False)  # switched ...
     assert k >= 2 and all(calls[:k]) and not any(calls[k:])  # ... after single-precision iterations, for good
@@ -204,7 +206,7 @@ def test_host_gram_loose_tolerance_is_not_a_struggle(host_gram_calls):
     for tol in (1e-6, 1e-4):
         calls.clear()
         sol = cr.solve_regularized(jnp.asarray(X), jnp.asarray(y), D, beta=1.0, tol=tol, method="ipm")
-        assert sol.status == SUCCESS and float(sol.gap) <= tol and len(calls) == int(sol.iterations) + 1
+        assert sol.status == RESULTS.optimal and float(sol.gap) <= tol and len(calls) == int(sol.iterations) + 1
         single[tol], total[tol] = (calls + [False]).index(False), len(calls)
     assert single[1e-6] >= total[1e-4]  # single precision through the iterations tol 1e-4 needs ...
     assert single[1e-4] == total[1e-4]  # ... and so in the tol 1e-4 solve itself
@@ -223,13 +225,13 @@ def test_ipm_runs_on_one_blas_thread_and_restores_it(monkeypatch):
 
     before = _blas_threads_now()
     seen = []
-    solve = _solver.ipm_solve
-    monkeypatch.setattr(_solver, "ipm_solve", lambda *a: (seen.append(_blas_threads_now()), solve(*a))[1])
+    solve = _solver._solve  # the compiled solve, called once per solve (compiled or not)
+    monkeypatch.setattr(_solver, "_solve", lambda *a, **k: (seen.append(_blas_threads_now()), solve(*a, **k))[1])
     X, y, D = teacher_problem(0)[:3]
     sol = cr.solve_max_margin(X, y, D, method="ipm")
     assert seen == [1] and _blas_threads_now() == before
     ref, *_ = max_margin_reference(X, y, D)
-    assert sol.status == SUCCESS and abs(float(sol.value) - ref) <= 1e-6 * ref
+    assert sol.status == RESULTS.optimal and abs(float(sol.value) - ref) <= 1e-6 * ref
 
 
 def test_host_gram_keeps_the_blas_threads(host_gram_calls, monkeypatch):
@@ -243,7 +245,7 @@ def test_host_gram_keeps_the_blas_threads(host_gram_calls, monkeypatch):
     sol = cr.solve_max_margin(X, y, D, method="ipm")
     assert seen and set(seen) == {before} and _blas_threads_now() == before
     ref, *_ = max_margin_reference(X, y, D)
-    assert sol.status == SUCCESS and abs(float(sol.value) - ref) <= 1e-6 * ref
+    assert sol.status == RESULTS.optimal and abs(float(sol.value) - ref) <= 1e-6 * ref
 
 
 def test_stalled_ipm_continues_with_admm_from_its_candidate():
@@ -257,6 +259,30 @@ def test_stalled_ipm_continues_with_admm_from_its_candidate():
     assert sol.ok and float(sol.gap) <= tol and float(sol.residual) <= tol
     assert int(sol.iterations) < int(cold.iterations) / 2
     np.testing.assert_allclose(sol.value, cold.value, rtol=3 * tol)
+
+
+def test_hand_off_is_part_of_the_compiled_solve_under_vmap():
+    # at tol 1e-10 (below the interior point's floor) both problems need the hand-off to ADMM; it
+    # happens inside the traced program, per problem, so the batched solve gives each problem the
+    # status and value it gets alone (before, a batch reported numerical_error)
+    tol = 1e-10
+    probs = [teacher_problem(s)[:3] for s in (0, 1)]
+    alone = [cr.solve_max_margin(X, y, D, tol=tol, method="ipm") for X, y, D in probs]
+    Xb, yb, Db = (jnp.stack(a) for a in zip(*probs))
+    batch = jax.vmap(lambda X, y, D: cr.solve_max_margin(X, y, D, tol=tol, method="ipm", throw=False))(Xb, yb, Db)
+    for i, one in enumerate(alone):
+        assert int(batch.status[i]) == int(one.status) == RESULTS.optimal
+        ipm_alone = _ipm_iterations(*probs[i], tol)  # batched sums round differently: counts differ a little
+        assert int(batch.iterations[i]) > ipm_alone and int(one.iterations) > ipm_alone
+        np.testing.assert_allclose(batch.value[i], one.value, rtol=10 * tol)
+
+
+def _ipm_iterations(X, y, D, tol):
+    """The interior point's own iterations before it stalls (its status is numerical_error)."""
+    data = scale_problem(X, y, D, jnp.asarray(0.0), "max-margin")
+    res = jax.jit(lambda: _ipm.ipm_solve(data, jnp.asarray(tol), jnp.asarray(tol), _ipm.MAX_ITERS))()
+    assert int(res.status) == RESULTS.numerical_error
+    return int(res.iterations)
 
 
 def test_warm_start_reduces_iterations():
@@ -285,7 +311,7 @@ def test_infeasible_ray_and_error():
     y = y.at[1].set(-y[0])
     D = _patterns(X, jax.random.normal(jax.random.PRNGKey(0), (DIM, P)))
     sol = cr.solve_max_margin(X, y, D, throw=False)
-    assert int(sol.status) == INFEASIBLE and sol.status_name == "infeasible"
+    assert int(sol.status) == RESULTS.infeasible and sol.status_name == "infeasible"
     assert int(sol.iterations) < 50  # the interior-point dual iterate gave the ray (no ADMM fallback)
     mu = np.asarray(sol.dual)
     assert np.all(mu >= 0) and abs(mu.sum() - 1) < 1e-12
@@ -298,7 +324,7 @@ def test_infeasible_ray_and_error():
 def test_max_iters_status_and_error():
     X, y, D = teacher_problem(0)[:3]
     sol = cr.solve_max_margin(X, y, D, max_iters=3, throw=False)
-    assert int(sol.status) == MAX_ITERS and int(sol.iterations) == 3
+    assert int(sol.status) == RESULTS.max_iters and int(sol.iterations) == 3
     assert np.isfinite(float(sol.value)) and np.isfinite(float(sol.gap))
     # the interior-point loop scores its candidate only near the optimum, every _SCORE_EVERY
     # iterations and at the last one: the reported scores are those of the returned candidate,
@@ -323,14 +349,16 @@ def test_non_finite_step_is_a_numerical_error(monkeypatch):
     X, y, D = X[:13], y[:13], D[:, :13]
     monkeypatch.setattr(_ipm, "_lp_step", lambda x, dx: jnp.asarray(jnp.nan, x.dtype))
     one = jnp.asarray(1.0)
-    U, V, dual, nu, opt, status, k = _ipm.ipm_solve(
-        X, y, D, one, 1e-6 * one, 1e-6 * one, jnp.asarray(50, jnp.int32), "max-margin"
+    res = jax.jit(lambda X, y, D: _ipm.ipm_solve(scale_problem(X, y, D, one, "max-margin"), 1e-6 * one, 1e-6 * one, 50))(
+        X, y, D
     )
-    assert int(status) == NUMERICAL_ERROR and int(k) == 1
+    U, V, dual, nu = res.candidate[:4]
+    status, k = res.status, res.iterations
+    assert int(status) == RESULTS.numerical_error and int(k) == 1
     assert all(np.all(np.isfinite(np.asarray(a))) for a in (U, V, dual, nu))
     # solve_max_margin hands a numerical error to ADMM, warm-started from that candidate
     sol = cr.solve_max_margin(X, y, D, throw=False, method="ipm")
-    assert int(sol.status) == SUCCESS and float(sol.gap) <= 1e-6
+    assert int(sol.status) == RESULTS.optimal and float(sol.gap) <= 1e-6
 
 
 def test_throw_under_vmap_uses_error_if():

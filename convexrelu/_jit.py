@@ -1,11 +1,10 @@
-"""Compile cost: the solvers' XLA:CPU options, and an opt-in persistent compilation cache.
+"""Compilation: the solvers' XLA:CPU options, and an opt-in persistent compilation cache.
 
 The solvers are one large ``while_loop`` each. :func:`solver_jit` compiles them on the CPU with
-XLA's classic elemental emitters and LLVM at ``-O1`` (:data:`CPU_COMPILER_OPTIONS`): on a 2-core
-CPU this cuts the interior-point solver's compile from about 4 s to about 2.3 s and ADMM's from
-2.1 s to 1.3 s, at an unchanged run time for the IPM (ADMM's loop runs about a third faster). Under
-``jax.vmap`` (and any other transformation) JAX takes no per-function options, and the default
-ones apply.
+XLA's classic elemental emitters and LLVM at ``-O1`` (:data:`CPU_COMPILER_OPTIONS`), which compile
+these loops in about half the time at an unchanged run time (``benchmarks/results/solver.md``).
+Under a transformation (``jax.jit``, ``jax.vmap``, ...) JAX takes no per-function options, and the
+default ones apply.
 
 :func:`enable_compilation_cache` turns on JAX's own persistent cache
 (``jax.experimental.compilation_cache``): a later process loads a compiled solver in well under
@@ -69,20 +68,12 @@ CPU_COMPILER_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optim
 """XLA options of the solvers on the CPU backend (measured in ``benchmarks/results/solver.md``)."""
 
 
-def _top_level() -> bool:
-    """Whether the call is outside every JAX transformation (no ``jit``, ``vmap``, ``grad`` or
-    ``lax`` control flow is tracing it): only such a ``jax.jit`` may carry compiler options.
-    Unknown (a JAX without ``trace_state_clean``): no."""
-    clean = getattr(jax._src.core, "trace_state_clean", None)
-    return False if clean is None else bool(clean())
-
-
 def solver_jit(fun: Callable | None = None, *, static_argnames: Sequence[str] = ()) -> Callable:
     """``jax.jit`` with :data:`CPU_COMPILER_OPTIONS` when JAX's default backend is the CPU.
 
     The backend is read at each call, not at import, so ``import convexrelu`` does not start
-    JAX's backends. Called under a transformation (``jit``, ``vmap``, ``grad``: JAX accepts
-    options only on a top-level ``jit``) it is a plain ``jax.jit``.
+    JAX's backends. Called under a transformation (``jit``, ``vmap``, ``grad``), where JAX refuses
+    options on a nested ``jit``, it is a plain ``jax.jit``.
     """
     if fun is None:
         return functools.partial(solver_jit, static_argnames=static_argnames)
@@ -91,7 +82,13 @@ def solver_jit(fun: Callable | None = None, *, static_argnames: Sequence[str] = 
 
     @functools.wraps(fun)
     def wrapper(*args, **kwargs):
-        use = tuned if jax.default_backend() == "cpu" and _top_level() else plain
-        return use(*args, **kwargs)
+        if jax.default_backend() != "cpu":
+            return plain(*args, **kwargs)
+        try:
+            return tuned(*args, **kwargs)
+        except ValueError as e:  # nested under a transformation: JAX takes options only at the top
+            if "compiler_options" not in str(e):
+                raise
+            return plain(*args, **kwargs)
 
     return wrapper
