@@ -57,14 +57,13 @@ from ._sensitivity import (
     value_derivative_beta as value_derivative_beta,
     value_gradient as value_gradient,
 )
+from ._cones import cone_projection as cone_projection, nnls as nnls
 from ._certificates import (
     DualCertificate as DualCertificate,
     KKTCertificate as KKTCertificate,
     RegularizedCertificate as RegularizedCertificate,
-    cone_projection as cone_projection,
     dual_certificate as dual_certificate,
     kkt_certificate as kkt_certificate,
-    nnls as nnls,
     regularized_certificate as regularized_certificate,
 )
 from ._maps import (

@@ -10,10 +10,8 @@ On the closed cone ``K_j = {u : S_j ⊙ X u ≥ 0}`` (``S_j = 2 D_j - 1``) the R
     max_{u ∈ K_j, ‖u‖ ≤ 1} gᵀ u = ‖Π_{K_j}(g)‖,     maximizer Π_{K_j}(g) / ‖Π_{K_j}(g)‖,
 
 and ``c(λ)`` is the largest of these over all patterns and both signs. The projection onto the
-polyhedral cone comes from Moreau's decomposition ``Π_K(g) = g - Π_{K°}(g)`` with the polar cone
-``K° = {-(S X)ᵀ η : η ≥ 0}``: solve the nonnegative least squares problem
-``min_{η ≥ 0} ½ ‖g + (S ⊙ X)ᵀ η‖²`` (Lawson & Hanson's active-set method, exact up to rounding,
-vmapped over patterns and signs), then ``Π_K(g) = g + (S ⊙ X)ᵀ η*``.
+polyhedral cone is :func:`convexrelu.cone_projection` (exact, by nonnegative least squares),
+vmapped over patterns and signs.
 
 Two optimality certificates of a network are built on ``c``:
 
@@ -25,6 +23,7 @@ Two optimality certificates of a network are built on ``c``:
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -32,8 +31,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
+from ._cones import project_onto_cone
 from ._losses import LOSSES, loss_terms
 from ._network import Network, forward, param_norm_sq
 from ._patterns import enumerate_patterns, pattern_count, sample_patterns
@@ -41,115 +41,6 @@ from ._validation import check_network, check_patterns, check_targets, check_X, 
 
 # Enumerate every pattern by default when Cover's count is at most this.
 _MAX_ENUMERATED = 4096
-
-
-# ----------------------------------------------------------------------------------------------
-# Nonnegative least squares (Lawson & Hanson 1974, ch. 23), one problem; vmap for batches.
-# ----------------------------------------------------------------------------------------------
-
-
-def nnls(
-    B: Float[Array, "k q"], b: Float[Array, " k"], *, max_iter: int | None = None
-) -> tuple[Float[Array, " q"], Int[Array, ""]]:
-    """Nonnegative least squares ``min_{z ≥ 0} ½ ‖B z - b‖²`` by Lawson & Hanson's active set.
-
-    Each iteration solves the unconstrained least squares problem on the passive set (by SVD,
-    so rank-deficient ``B`` is fine) and either accepts it, adding the most promising variable,
-    or steps back to the boundary of the feasible set, dropping variables that hit zero. The
-    answer is exact up to rounding (no first-order tolerance). Pure JAX, jit- and vmap-able.
-
-    Args:
-        B: matrix ``(k, q)``.
-        b: right-hand side ``(k,)``.
-        max_iter: iteration cap (keyword-only Python int); defaults to ``3 q + 30``.
-
-    Returns:
-        ``(z, iterations)``; ``z ≥ 0`` of shape ``(q,)``.
-    """
-    k, q = B.shape
-    max_iter = 3 * q + 30 if max_iter is None else int(max_iter)
-    dtype = B.dtype
-    eps = jnp.finfo(dtype).eps
-    scale = jnp.maximum(jnp.max(jnp.abs(B)) * jnp.maximum(jnp.linalg.norm(b), jnp.max(jnp.abs(B))), eps)
-    wtol = 10.0 * max(k, q) * eps * scale
-
-    def ls_on(passive):
-        Bp = jnp.where(passive[None, :], B, jnp.zeros((), dtype))
-        z = jnp.linalg.lstsq(Bp, b)[0]  # min-norm: zero on the masked columns
-        return jnp.where(passive, z, jnp.zeros((), dtype))
-
-    def grad_dir(z):
-        return B.T @ (b - B @ z)  # = -∇; positive entries can decrease the objective
-
-    def cond(state):
-        _, _, it, done = state
-        return (~done) & (it < max_iter)
-
-    def body(state):
-        z, passive, it, _ = state
-        s = ls_on(passive)
-        feasible = jnp.all(jnp.where(passive, s > 0, True))
-        # Infeasible: step from z towards s until the first passive variable reaches zero.
-        neg = passive & (s <= 0)
-        ratio = jnp.where(neg, z / jnp.where(neg, z - s, 1.0), jnp.inf)
-        alpha = jnp.clip(jnp.min(ratio), 0.0, 1.0)
-        z_back = z + alpha * (s - z)
-        drop = passive & (z_back <= 10 * eps * jnp.maximum(jnp.max(jnp.abs(z_back)), 1.0))
-        drop = drop | (neg & (ratio <= alpha))
-        z_back = jnp.where(drop, jnp.zeros((), dtype), z_back)
-        # Feasible: accept s, then add the variable with the largest positive gradient.
-        w = jnp.where(passive, -jnp.inf, grad_dir(s))
-        j = jnp.argmax(w)
-        add = w[j] > wtol
-        z_new = jnp.where(feasible, jnp.maximum(s, 0.0), z_back)
-        passive_new = jnp.where(feasible, passive.at[j].set(passive[j] | add), passive & ~drop)
-        done = feasible & ~add
-        return z_new, passive_new, it + 1, done
-
-    z0 = jnp.zeros((q,), dtype)
-    init = (z0, jnp.zeros((q,), bool), jnp.zeros((), jnp.int32), jnp.zeros((), bool))
-    z, _, it, _ = jax.lax.while_loop(cond, body, init)
-    return z, it
-
-
-# ----------------------------------------------------------------------------------------------
-# Projection onto the cone K_j and the per-pattern maximum.
-# ----------------------------------------------------------------------------------------------
-
-
-def _project_one(X, pattern, g):
-    S = 2.0 * pattern.astype(X.dtype) - 1.0
-    A = S[:, None] * X  # (n, d): K = {u : A u ≥ 0}
-    eta, _ = nnls(A.T, -g)  # min_{η≥0} ½‖Aᵀη + g‖²
-    return g + A.T @ eta
-
-
-def cone_projection(
-    X: Float[Array, "n d"], pattern: Bool[Array, " n"], g: Float[Array, " d"]
-) -> Float[Array, " d"]:
-    """Euclidean projection of ``g`` onto the cone ``K = {u : (2D - 1) ⊙ X u ≥ 0}``.
-
-    Moreau's decomposition ``Π_K(g) = g - Π_{K°}(g)``, ``K° = {-(S ⊙ X)ᵀ η : η ≥ 0}``: with
-    ``η* = argmin_{η ≥ 0} ½ ‖g + (S ⊙ X)ᵀ η‖²`` (exact active-set NNLS), ``Π_K(g) = g + (S ⊙ X)ᵀ η*``.
-    Pure JAX; vmap over patterns or vectors.
-
-    Args:
-        X: data ``(n, d)``.
-        pattern: activation pattern ``D`` (boolean ``(n,)``).
-        g: the vector to project, ``(d,)``.
-
-    Returns:
-        ``Π_K(g)``, shape ``(d,)``.
-
-    Raises:
-        ValueError: on shape mismatches.
-    """
-    X = check_X(X)
-    pattern = check_patterns(jnp.asarray(pattern)[None, :], X.shape[0], name="pattern")[0]
-    g = jnp.asarray(g)
-    if g.shape != (X.shape[1],):
-        raise ValueError(f"g must have shape ({X.shape[1]},) to match X's d, got {g.shape}")
-    return _project_one(X, pattern, g.astype(X.dtype))
 
 
 class DualCertificate(NamedTuple):
@@ -179,15 +70,17 @@ class DualCertificate(NamedTuple):
 
 
 @eqx.filter_jit
-def _per_pattern(X, lam, D):
+def _per_pattern_maxima(X, lam, D):
     """``‖Π_{K_j}(s Xᵀ D_j λ)‖`` and the projections for every pattern and sign ``s = ±1``."""
     G = (D.astype(X.dtype) * lam[None, :]) @ X  # (p, d): Xᵀ D_j λ
-    proj = jax.vmap(lambda pat, g: jax.vmap(lambda s: _project_one(X, pat, s * g))(jnp.array([1.0, -1.0], X.dtype)))
-    P = proj(D, G)  # (p, 2, d)
+    signs = jnp.array([1.0, -1.0], X.dtype)
+    project_both_signs = jax.vmap(lambda pat, g: jax.vmap(lambda s: project_onto_cone(X, pat, s * g))(signs))
+    P = project_both_signs(D, G)  # (p, 2, d)
     return jnp.linalg.norm(P, axis=-1), P
 
 
-def _pick(values, P, D):
+def _best_pattern(values, P, D):
+    """The largest per-pattern maximum: ``(c, u, sign, j, D_j)`` with ``u`` normalized."""
     flat = jnp.argmax(values.reshape(-1))
     j, k = flat // 2, flat % 2
     c = values[j, k]
@@ -198,46 +91,71 @@ def _pick(values, P, D):
 
 
 def _relu_value(X, lam, u):
+    """``λᵀ (X u)_+``."""
     return jnp.dot(lam, jax.nn.relu(X @ u))
 
 
+def _abs_relu_value(X, lam, u):
+    """``|λᵀ (X u)_+|``, the objective of the sphere ascent."""
+    return jnp.abs(_relu_value(X, lam, u))
+
+
+def _best_on_own_cone(X, lam, u):
+    """``Π_K(s Xᵀ D λ) / ‖·‖`` on the closed cone ``K`` of ``u``'s pattern ``D``, ``s = sign λᵀ(Xu)_+``.
+
+    ``u`` lies in that cone, so the value never decreases; ``u`` itself when the projection is 0.
+    """
+    pat = X @ u >= 0
+    s = jnp.sign(_relu_value(X, lam, u))
+    s = jnp.where(s == 0, 1.0, s).astype(X.dtype)
+    g = s * (X.T @ (pat.astype(X.dtype) * lam))
+    p = project_onto_cone(X, pat, g)
+    nrm = jnp.linalg.norm(p)
+    return jnp.where(nrm > 0, p / jnp.where(nrm > 0, nrm, 1.0), u)
+
+
+class _AscentState(NamedTuple):
+    """The current point on the sphere and the best point seen with its value."""
+
+    u: Array
+    best_u: Array
+    best: Array
+
+
+_STEP_MULTIPLIERS = (4.0, 2.0, 1.0, 0.5)  # the sphere ascent cycles through these step sizes
+
+
+def _ascent_step(X, lam, lr0, state: _AscentState, t):
+    """``v = (u + η_t grad_S) / ‖·‖``, then :func:`_best_on_own_cone`; keep the best point.
+
+    ``grad_S = g - (gᵀu) u`` is the Riemannian gradient on the sphere of ``g = ∇|λᵀ(Xu)_+|``,
+    and ``η_t = lr0 · (4, 2, 1, ½)[t mod 4]``.
+    """
+    u = state.u
+    tiny = jnp.finfo(X.dtype).tiny
+    grad = jax.grad(_abs_relu_value, argnums=2)(X, lam, u)
+    grad = grad - jnp.dot(grad, u) * u  # Riemannian gradient on the sphere
+    v = u + lr0 * jnp.array(_STEP_MULTIPLIERS, X.dtype)[t % 4] * grad
+    v = v / jnp.maximum(jnp.linalg.norm(v), tiny)
+    v = _best_on_own_cone(X, lam, v)
+    hv = _abs_relu_value(X, lam, v)
+    better = hv > state.best
+    new = _AscentState(u=v, best_u=jnp.where(better, v, state.best_u), best=jnp.where(better, hv, state.best))
+    return new, None
+
+
 @eqx.filter_jit
-def _ascent(X, lam, u0, *, steps: int):
+def _sphere_ascent(X, lam, u0, *, steps: int):
     """Projected (sub)gradient ascent of ``|λᵀ(Xu)_+|`` on the unit sphere, keeping the best point.
 
     Each step is followed by the exact maximization over the closed cone of the current point's
     pattern, which never decreases the value (the current point lies in that cone).
     """
-
-    def h(u):
-        return jnp.abs(_relu_value(X, lam, u))
-
-    def polish(u):
-        pat = X @ u >= 0
-        s = jnp.sign(_relu_value(X, lam, u))
-        s = jnp.where(s == 0, 1.0, s).astype(X.dtype)
-        g = s * (X.T @ (pat.astype(X.dtype) * lam))
-        p = _project_one(X, pat, g)
-        nrm = jnp.linalg.norm(p)
-        return jnp.where(nrm > 0, p / jnp.where(nrm > 0, nrm, 1.0), u)
-
-    mults = jnp.array([4.0, 2.0, 1.0, 0.5], X.dtype)  # cycling step sizes
     lr0 = 1.0 / jnp.maximum(jnp.linalg.norm(X) * jnp.linalg.norm(lam), jnp.finfo(X.dtype).tiny)
-
-    def body(carry, t):
-        u, best_u, best = carry
-        grad = jax.grad(h)(u)
-        grad = grad - jnp.dot(grad, u) * u  # Riemannian gradient on the sphere
-        v = u + lr0 * mults[t % 4] * grad
-        v = v / jnp.maximum(jnp.linalg.norm(v), jnp.finfo(X.dtype).tiny)
-        v = polish(v)
-        hv = h(v)
-        better = hv > best
-        return (v, jnp.where(better, v, best_u), jnp.where(better, hv, best)), None
-
-    u0 = polish(u0)
-    (_, best_u, best), _ = jax.lax.scan(body, (u0, u0, h(u0)), jnp.arange(steps))
-    return best, best_u
+    u0 = _best_on_own_cone(X, lam, u0)
+    init = _AscentState(u=u0, best_u=u0, best=_abs_relu_value(X, lam, u0))
+    final, _ = jax.lax.scan(functools.partial(_ascent_step, X, lam, lr0), init, jnp.arange(steps))
+    return final.best, final.best_u
 
 
 def dual_certificate(
@@ -287,25 +205,20 @@ def dual_certificate(
         >>> bool(cert.value <= 1 + 1e-6)   # μ dual feasible
     """
     X = check_X(X)
-    n, d = X.shape
+    n = X.shape[0]
     lam = check_targets(lam, n, name="lam", dtype=X.dtype)
     for name, v in (("num_samples", num_samples), ("ascent_steps", ascent_steps), ("max_enumerated", max_enumerated)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 0:
             raise ValueError(f"{name} must be a nonnegative Python int, got {v!r}")
     if patterns is not None:
-        D = check_patterns(patterns, n)
-        values, P = _per_pattern(X, lam, D)
-        c, u, sign, j, pat = _pick(values, P, D)
-        return DualCertificate(c, u, sign, j, pat, False, "given", values)
+        return _certificate_over(X, lam, check_patterns(patterns, n), exact=False, method="given")
 
     if not is_concrete(X, lam):
         raise ValueError("dual_certificate chooses its patterns on the host: call it outside jit, or pass patterns=")
     rank = max(int(np.linalg.matrix_rank(np.asarray(X))), 1)
     if pattern_count(n, rank) <= max_enumerated:
         D = check_patterns(enumerate_patterns(X, max_patterns=max(max_enumerated, 1)), n)
-        values, P = _per_pattern(X, lam, D)
-        c, u, sign, j, pat = _pick(values, P, D)
-        return DualCertificate(c, u, sign, j, pat, True, "enumerated", values)
+        return _certificate_over(X, lam, D, exact=True, method="enumerated")
 
     if key is None:
         raise ValueError(
@@ -315,16 +228,24 @@ def dual_certificate(
     if num_samples < 1:
         raise ValueError("num_samples must be positive when patterns are sampled")
     D = check_patterns(sample_patterns(X, num=num_samples, key=key), n)
-    values, P = _per_pattern(X, lam, D)
-    c, u, sign, j, pat = _pick(values, P, D)
-    if ascent_steps > 0:
-        c2, u2 = _ascent(X, lam, u, steps=ascent_steps)
-        better = bool(c2 > c * (1 + 10 * jnp.finfo(X.dtype).eps))
-        if better:
-            val = _relu_value(X, lam, u2)
-            c, u, sign = c2, u2, jnp.where(val >= 0, 1, -1)
-            j, pat = jnp.asarray(-1), X @ u2 >= 0
-    return DualCertificate(c, u, sign, j, pat, False, "sampled+ascent", values)
+    sampled = _certificate_over(X, lam, D, exact=False, method="sampled+ascent")
+    return _improve_by_ascent(X, lam, sampled, steps=ascent_steps) if ascent_steps > 0 else sampled
+
+
+def _certificate_over(X, lam, D, *, exact: bool, method: str) -> DualCertificate:
+    """The maximum of ``‖Π_{K_j}(±Xᵀ D_j λ)‖`` over the patterns ``D`` and its maximizer."""
+    values, P = _per_pattern_maxima(X, lam, D)
+    c, u, sign, j, pat = _best_pattern(values, P, D)
+    return DualCertificate(c, u, sign, j, pat, exact, method, values)
+
+
+def _improve_by_ascent(X, lam, cert: DualCertificate, *, steps: int) -> DualCertificate:
+    """Replace the sampled maximizer by the sphere ascent's from it when that is clearly larger."""
+    c2, u2 = _sphere_ascent(X, lam, cert.u, steps=steps)
+    if not bool(c2 > cert.value * (1 + 10 * jnp.finfo(X.dtype).eps)):
+        return cert
+    sign = jnp.where(_relu_value(X, lam, u2) >= 0, 1, -1)
+    return cert._replace(value=c2, u=u2, sign=sign, index=jnp.asarray(-1), pattern=X @ u2 >= 0)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -497,8 +418,6 @@ def kkt_certificate(
     Raises:
         ValueError: on shape mismatches, bad labels, or a network that does not separate the data.
     """
-    from scipy.optimize import nnls as scipy_nnls
-
     X, y = check_Xy(X, y)
     check_network(net, X.shape[1])
     if not (support_tol >= 0 and tie_tol >= 0):
@@ -514,45 +433,7 @@ def kkt_certificate(
     support = qh <= 1.0 + support_tol
     sv = np.flatnonzero(support)
 
-    Xn = np.asarray(X, np.float64)
-    W1, w2 = np.asarray(net_hat.W1, np.float64), np.asarray(net_hat.w2, np.float64)
-    d, m = W1.shape
-    theta = np.concatenate([W1.reshape(-1), w2])
-    yn = np.asarray(y, np.float64)
-    Z = Xn @ W1  # (n, m) pre-activations
-    # Kinks: |x_iᵀ w_k| ≤ tie_tol ‖x_i‖ ‖w_k‖. There relu' is a free σ ∈ [0, 1] (Clarke), so the
-    # fixed part uses σ = 0 and a variable ν_{ik} = μ_i σ_{ik} adds ν_{ik} y_i w2_k x_i to ∂/∂W1[:, k].
-    tie = np.abs(Z) <= tie_tol * np.linalg.norm(Xn, axis=1)[:, None] * np.linalg.norm(W1, axis=0)[None, :]
-    act = ((Z > 0) & ~tie).astype(np.float64)
-    gW = Xn[:, :, None] * (act * w2[None, :])[:, None, :]  # (n, d, m): ∂f_i/∂W1
-    G = np.concatenate([gW.reshape(Xn.shape[0], -1), np.maximum(Z, 0.0)], axis=1)
-    cols = [yn[i] * G[i] for i in sv]  # y_i ∂_θ f(θ̂; x_i)
-    ties = [(a, k) for a, i in enumerate(sv) for k in range(m) if tie[i, k] and w2[k] != 0]
-    t = len(ties)
-    base = np.stack(cols, axis=1) if cols else np.zeros((theta.size, 0))
-    if t == 0:
-        B, rhs = base, theta
-    else:
-        tie_cols = np.zeros((theta.size, t))
-        for c, (a, k) in enumerate(ties):
-            i = sv[a]
-            col = np.zeros((d, m))
-            col[:, k] = yn[i] * w2[k] * Xn[i]
-            tie_cols[:, c] = np.concatenate([col.reshape(-1), np.zeros(m)])
-        weight = 1e4 * max(1.0, float(np.max(np.abs(base))) if base.size else 1.0)
-        E = np.zeros((t, len(sv) + 2 * t))
-        for c, (a, _) in enumerate(ties):
-            E[c, a] = -weight
-            E[c, len(sv) + c] = weight
-            E[c, len(sv) + t + c] = weight
-        top = np.concatenate([base, tie_cols, np.zeros((theta.size, t))], axis=1)
-        B = np.concatenate([top, E], axis=0)
-        rhs = np.concatenate([theta, np.zeros(t)])
-    z, _ = scipy_nnls(B, rhs, maxiter=50 * max(B.shape[1], 1)) if B.shape[1] else (np.zeros(0), 0.0)
-    mu_sv = z[: len(sv)]
-    fit = B[: theta.size] @ z
-    residual = np.linalg.norm(theta - fit) / max(np.linalg.norm(theta), np.finfo(np.float64).tiny)
-
+    mu_sv, residual = _kkt_multipliers(net_hat, X, y, sv, tie_tol)
     mu = np.zeros(X.shape[0])
     mu[sv] = mu_sv
     mu = jnp.asarray(mu, X.dtype)
@@ -571,3 +452,59 @@ def kkt_certificate(
         support=jnp.asarray(support),
         dual=dual,
     )
+
+
+def _kkt_multipliers(net_hat: Network, X, y, sv, tie_tol):
+    """Multipliers ``μ ≥ 0`` on the support vectors ``sv`` minimizing ``‖θ̂ - Σ_i μ_i y_i ∂_θ f_i‖``.
+
+    Host-side NNLS (SciPy) on the system of :func:`_kkt_system`. Returns ``(μ_sv, residual)``,
+    the residual relative to ``‖θ̂‖``.
+    """
+    from scipy.optimize import nnls as scipy_nnls
+
+    W1, w2 = np.asarray(net_hat.W1, np.float64), np.asarray(net_hat.w2, np.float64)
+    theta = np.concatenate([W1.reshape(-1), w2])
+    B, rhs = _kkt_system(np.asarray(X, np.float64), np.asarray(y, np.float64), W1, w2, sv, tie_tol)
+    z, _ = scipy_nnls(B, rhs, maxiter=50 * max(B.shape[1], 1)) if B.shape[1] else (np.zeros(0), 0.0)
+    fit = B[: theta.size] @ z
+    residual = np.linalg.norm(theta - fit) / max(np.linalg.norm(theta), np.finfo(np.float64).tiny)
+    return z[: len(sv)], residual
+
+
+def _kkt_system(Xn, yn, W1, w2, sv, tie_tol):
+    """The NNLS system ``min_{z ≥ 0} ‖B z - rhs‖`` of the KKT stationarity condition.
+
+    Columns ``y_i ∂_θ f(θ̂; x_i)`` for ``i ∈ sv``, with ``relu'`` taken as 0 on the kinks
+    ``|x_iᵀ w_k| ≤ tie_tol ‖x_i‖ ‖w_k‖``. There ``relu'`` is a free ``σ ∈ [0, 1]`` (Clarke), so a
+    variable ``ν_{ik} = μ_i σ_{ik}`` adds ``ν_{ik} y_i w2_k x_i`` to ``∂/∂W1[:, k]``; with a slack
+    ``ν'_{ik} ≥ 0`` the rows ``weight · (ν_{ik} + ν'_{ik} - μ_i) = 0`` enforce ``ν_{ik} ≤ μ_i``
+    (Lawson & Hanson's weighting method for equality constraints). ``z = (μ_sv, ν, ν')``,
+    ``rhs = (θ̂, 0)``.
+    """
+    d, m = W1.shape
+    theta = np.concatenate([W1.reshape(-1), w2])
+    Z = Xn @ W1  # (n, m) pre-activations
+    tie = np.abs(Z) <= tie_tol * np.linalg.norm(Xn, axis=1)[:, None] * np.linalg.norm(W1, axis=0)[None, :]
+    act = ((Z > 0) & ~tie).astype(np.float64)
+    gW = Xn[:, :, None] * (act * w2[None, :])[:, None, :]  # (n, d, m): ∂f_i/∂W1
+    G = np.concatenate([gW.reshape(Xn.shape[0], -1), np.maximum(Z, 0.0)], axis=1)
+    cols = [yn[i] * G[i] for i in sv]  # y_i ∂_θ f(θ̂; x_i)
+    ties = [(a, k) for a, i in enumerate(sv) for k in range(m) if tie[i, k] and w2[k] != 0]
+    t = len(ties)
+    base = np.stack(cols, axis=1) if cols else np.zeros((theta.size, 0))
+    if t == 0:
+        return base, theta
+    tie_cols = np.zeros((theta.size, t))
+    for c, (a, k) in enumerate(ties):
+        i = sv[a]
+        col = np.zeros((d, m))
+        col[:, k] = yn[i] * w2[k] * Xn[i]
+        tie_cols[:, c] = np.concatenate([col.reshape(-1), np.zeros(m)])
+    weight = 1e4 * max(1.0, float(np.max(np.abs(base))) if base.size else 1.0)
+    E = np.zeros((t, len(sv) + 2 * t))
+    for c, (a, _) in enumerate(ties):
+        E[c, a] = -weight
+        E[c, len(sv) + c] = weight
+        E[c, len(sv) + t + c] = weight
+    top = np.concatenate([base, tie_cols, np.zeros((theta.size, t))], axis=1)
+    return np.concatenate([top, E], axis=0), np.concatenate([theta, np.zeros(t)])

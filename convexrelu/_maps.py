@@ -24,9 +24,9 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._certificates import _project_one
+from ._cones import project_onto_cone
 from ._network import Network
 from ._programs import cone_violation
 from ._solution import RESULTS, ConvexSolution
@@ -245,7 +245,8 @@ def split(
 
 @eqx.filter_jit
 def _project_blocks(X, D, B):
-    return jax.vmap(lambda pat, b: _project_one(X, pat, b))(D, B)
+    """Every block ``B[j]`` projected onto its pattern's cone ``K_j``."""
+    return jax.vmap(lambda pat, b: project_onto_cone(X, pat, b))(D, B)
 
 
 def _fits(X, D, blocks):
@@ -305,67 +306,20 @@ def prune(
     if sol.U.shape[1] != X.shape[1]:
         raise ValueError(f"solution blocks have d = {sol.U.shape[1]} but X has d = {X.shape[1]}")
     Xn = np.asarray(X, np.float64)
-    n = Xn.shape[0]
     U, V = np.array(sol.U, np.float64), np.array(sol.V, np.float64)
-    pen0 = np.linalg.norm(U, axis=1).sum() + np.linalg.norm(V, axis=1).sum()
+    pen0 = _penalty(U, V)
     fit0 = np.sum(D * ((U - V) @ Xn.T), axis=0)
-    eps = np.finfo(np.float64).eps
     # Solver output violates the cones slightly (~1e-10 for interior-point methods); growing such
     # a block along a null vector would amplify the violation. Project every block onto its cone
     # first (exact active-set projection; a change of the size of the violation).
     if cone_project:
-        S = 2.0 * D - 1.0
-        for B in (U, V):
-            bad = np.flatnonzero(np.any(S * (B @ Xn.T) < 0, axis=1) & (np.linalg.norm(B, axis=1) > 0))
-            if bad.size:  # all p blocks at once: one compilation per problem shape
-                proj = np.asarray(_project_blocks(jnp.asarray(Xn), jnp.asarray(D > 0), jnp.asarray(B)))
-                B[bad] = proj[bad]
+        _project_violating_blocks(Xn, D, U, V)
     if zero_tol > 0:
         top = max(np.linalg.norm(U, axis=1).max(), np.linalg.norm(V, axis=1).max())
         for B in (U, V):
             B[np.linalg.norm(B, axis=1) <= zero_tol * top] = 0.0
-
-    def active():
-        out = [(j, 1.0, 0) for j in np.flatnonzero(np.linalg.norm(U, axis=1) > 0)]
-        return out + [(j, -1.0, 1) for j in np.flatnonzero(np.linalg.norm(V, axis=1) > 0)]
-
-    def block(j, kind):
-        return U[j] if kind == 0 else V[j]
-
-    for _ in range(U.shape[0] + V.shape[0] + 1):
-        act = active()
-        K = len(act)
-        if K == 0:
-            break
-        # Smallest blocks first: the moves that zero them are the shortest.
-        act.sort(key=lambda e: np.linalg.norm(block(e[0], e[2])))
-        sub = act[: n + 2] if K > n + 1 else act
-        a = np.array([np.linalg.norm(block(j, kd)) for j, _, kd in sub])
-        # Unit-norm fits: the move is b_k ↦ b_k + s τ_k b_k/‖b_k‖ (penalty change s Σ τ_k).
-        F = _fits(Xn, D, [(j, sg, block(j, kd)) for j, sg, kd in sub]) / a[None, :]
-        if K > n + 1:
-            # A null vector of [fits; 1ᵀ] keeps the fit and the penalty exactly.
-            tau = np.linalg.svd(np.vstack([F, np.ones((1, len(sub)))]), full_matrices=True)[2][-1]
-        elif K == n + 1:
-            tau = np.linalg.svd(F, full_matrices=True)[2][-1]  # exact null vector of n × (n+1)
-        else:
-            sv, vt = np.linalg.svd(F, full_matrices=False)[1:]
-            if sv[0] == 0 or sv[-1] > tol * sv[0]:
-                break
-            tau = vt[-1]
-        c = float(tau.sum())
-        if c > 0 or (abs(c) <= 1e3 * eps * np.abs(tau).sum() and not np.any(tau < 0)):
-            tau = -tau
-        neg = tau < 0
-        ratios = np.where(neg, a / np.where(neg, -tau, 1.0), np.inf)
-        step = ratios.min()
-        for (j, _, kd), tk, ak, rk in zip(sub, tau, a, ratios):
-            scale = 0.0 if rk <= step * (1 + 1e3 * eps) else 1.0 + step * tk / ak
-            if kd == 0:
-                U[j] *= scale
-            else:
-                V[j] *= scale
-    pen = np.linalg.norm(U, axis=1).sum() + np.linalg.norm(V, axis=1).sum()
+    _caratheodory_reduce(Xn, D, U, V, tol)
+    pen = _penalty(U, V)
     if sol.program == "max-margin":
         value = float(np.asarray(sol.value)) - (pen0 - pen)
     else:
@@ -374,6 +328,80 @@ def prune(
         r = np.asarray(sol.dual, np.float64)
         value = float(np.asarray(sol.value)) - float(r @ df) - float(np.asarray(sol.beta)) * (pen0 - pen)
     return _solution(U, V, np.asarray(sol.patterns), Xn, sol.U.dtype, value=value, like=sol)
+
+
+def _penalty(U, V) -> float:
+    """``Σ_j ‖u_j‖ + ‖v_j‖``."""
+    return np.linalg.norm(U, axis=1).sum() + np.linalg.norm(V, axis=1).sum()
+
+
+def _project_violating_blocks(Xn, D, U, V) -> None:
+    """Replace, in place, every nonzero block of ``U`` and ``V`` outside its cone by its projection."""
+    S = 2.0 * D - 1.0
+    for B in (U, V):
+        bad = np.flatnonzero(np.any(S * (B @ Xn.T) < 0, axis=1) & (np.linalg.norm(B, axis=1) > 0))
+        if bad.size:  # all p blocks at once: one compilation per problem shape
+            proj = np.asarray(_project_blocks(jnp.asarray(Xn), jnp.asarray(D > 0), jnp.asarray(B)))
+            B[bad] = proj[bad]
+
+
+def _active_blocks(U, V):
+    """``(j, sign, kind)`` of every nonzero block: ``kind`` 0 for ``u_j`` (sign +1), 1 for ``v_j`` (-1)."""
+    out = [(j, 1.0, 0) for j in np.flatnonzero(np.linalg.norm(U, axis=1) > 0)]
+    return out + [(j, -1.0, 1) for j in np.flatnonzero(np.linalg.norm(V, axis=1) > 0)]
+
+
+def _caratheodory_reduce(Xn, D, U, V, tol) -> None:
+    """Zero blocks of ``U, V`` in place along null vectors of their fits (see :func:`prune`)."""
+    n = Xn.shape[0]
+    blocks = (U, V)
+    for _ in range(U.shape[0] + V.shape[0] + 1):
+        act = _active_blocks(U, V)
+        if not act:
+            break
+        # Smallest blocks first: the moves that zero them are the shortest.
+        act.sort(key=lambda e: np.linalg.norm(blocks[e[2]][e[0]]))
+        sub = act[: n + 2] if len(act) > n + 1 else act
+        a = np.array([np.linalg.norm(blocks[kd][j]) for j, _, kd in sub])
+        # Unit-norm fits: the move is b_k ↦ b_k + s τ_k b_k/‖b_k‖ (penalty change s Σ τ_k).
+        F = _fits(Xn, D, [(j, sg, blocks[kd][j]) for j, sg, kd in sub]) / a[None, :]
+        tau = _penalty_neutral_null_vector(F, len(act), n, tol)
+        if tau is None:
+            break
+        _move_along(blocks, sub, tau, a)
+
+
+def _penalty_neutral_null_vector(F, K, n, tol):
+    """A null vector ``τ`` of the unit-norm fits ``F`` with ``Σ τ_k ≤ 0``, or ``None``.
+
+    With ``K > n + 1`` active blocks, a null vector of ``[F; 1ᵀ]`` keeps the fit and the penalty
+    exactly; with ``K = n + 1`` an exact null vector of ``F``; below that the right singular
+    vector of the smallest singular value, when it is ``≤ tol ×`` the largest (else ``None``).
+    """
+    eps = np.finfo(np.float64).eps
+    if K > n + 1:
+        tau = np.linalg.svd(np.vstack([F, np.ones((1, F.shape[1]))]), full_matrices=True)[2][-1]
+    elif K == n + 1:
+        tau = np.linalg.svd(F, full_matrices=True)[2][-1]  # exact null vector of n × (n+1)
+    else:
+        sv, vt = np.linalg.svd(F, full_matrices=False)[1:]
+        if sv[0] == 0 or sv[-1] > tol * sv[0]:
+            return None
+        tau = vt[-1]
+    c = float(tau.sum())
+    if c > 0 or (abs(c) <= 1e3 * eps * np.abs(tau).sum() and not np.any(tau < 0)):
+        tau = -tau
+    return tau
+
+
+def _move_along(blocks, sub, tau, a) -> None:
+    """``b_k ↦ (1 + s τ_k/‖b_k‖) b_k`` in place, ``s = min_{τ_k < 0} ‖b_k‖/|τ_k|``: zeroes a block."""
+    eps = np.finfo(np.float64).eps
+    neg = tau < 0
+    ratios = np.where(neg, a / np.where(neg, -tau, 1.0), np.inf)
+    step = ratios.min()
+    for (j, _, kd), tk, ak, rk in zip(sub, tau, a, ratios):
+        blocks[kd][j] *= 0.0 if rk <= step * (1 + 1e3 * eps) else 1.0 + step * tk / ak
 
 
 def _neuron_table(net: Network, X, tol):

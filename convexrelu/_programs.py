@@ -43,7 +43,8 @@ from jaxtyping import Array, Bool, Float
 ProgramName = Literal["max-margin", "regularized-squared", "regularized-logistic"]
 
 
-def _f(D: Bool[Array, "p n"], X: Float[Array, "n d"]) -> Float[Array, "p n"]:
+def _patterns_as_floats(D: Bool[Array, "p n"], X: Float[Array, "n d"]) -> Float[Array, "p n"]:
+    """The 0/1 patterns in ``X``'s dtype (strict promotion forbids mixing bool and float)."""
     return D.astype(X.dtype)
 
 
@@ -54,14 +55,14 @@ def convex_fit(
 
     Computed as ``sum(Dᵀ ⊙ X (U - V)ᵀ, axis=1)``: cost ``O(npd)``, memory ``O(np)``.
     """
-    return jnp.sum(_f(D, X).T * (X @ (U - V).T), axis=1)
+    return jnp.sum(_patterns_as_floats(D, X).T * (X @ (U - V).T), axis=1)
 
 
 def cone_values(
     X: Float[Array, "n d"], D: Bool[Array, "p n"], U: Float[Array, "p d"], V: Float[Array, "p d"]
 ) -> Float[Array, "2 p n"]:
     """``S_j ⊙ X u_j`` (index 0) and ``S_j ⊙ X v_j`` (index 1), ``S = 2D - 1``: feasible iff ``≥ 0``."""
-    S = 2.0 * _f(D, X) - 1.0
+    S = 2.0 * _patterns_as_floats(D, X) - 1.0
     return jnp.stack([S * (U @ X.T), S * (V @ X.T)])
 
 
@@ -121,7 +122,7 @@ def dual_blocks(
     ``a = y ⊙ μ`` for the max-margin program and ``a = r`` for the regularized ones; dual
     feasibility is ``‖g_bj‖ ≤ 1`` (max-margin) or ``≤ β`` (regularized).
     """
-    Df = _f(D, X)
+    Df = _patterns_as_floats(D, X)
     S = 2.0 * Df - 1.0
     Ga = (Df * a) @ X
     return jnp.stack([Ga + (S * nu[0]) @ X, -Ga + (S * nu[1]) @ X])
@@ -268,6 +269,11 @@ class Optimality(NamedTuple):
 
 
 def loss_of_program(program: str) -> str:
+    """The loss of a regularized program: ``"squared"`` or ``"logistic"``.
+
+    Raises:
+        ValueError: ``program`` is not a regularized program's name.
+    """
     if program == "regularized-squared":
         return "squared"
     if program == "regularized-logistic":

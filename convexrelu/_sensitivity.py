@@ -35,7 +35,7 @@ def solution_lagrangian(sol: ConvexSolution, X: Float[Array, "n d"], y: Float[Ar
     Max-margin: ``Σ‖u_j‖+‖v_j‖ − μᵀ(y ⊙ f(X) − 1) − Σ_j ν⁰_jᵀ(S_j ⊙ Xu_j) − ν¹_jᵀ(S_j ⊙ Xv_j)``.
     Regularized: ``ℓ(f(X), y) + β Σ‖u_j‖+‖v_j‖ − Σ_j ν⁰_jᵀ(S_j ⊙ Xu_j) − ν¹_jᵀ(S_j ⊙ Xv_j)``
     (the loss's multiplier ``r = −∇_f ℓ`` is implicit: ``f`` enters ``ℓ`` directly). This is
-    :func:`convexrelu._programs.lagrangian` evaluated at the solution's fields.
+    :func:`convexrelu.lagrangian` evaluated at the solution's fields.
 
     At an optimal primal-dual pair it equals the optimal value; its gradient in ``X`` is
     ``∂P*/∂X`` (envelope theorem). Differentiable in ``X`` (and ``y``); no input checks (see
@@ -49,7 +49,7 @@ def solution_lagrangian(sol: ConvexSolution, X: Float[Array, "n d"], y: Float[Ar
     )
 
 
-def _check(sol: ConvexSolution, X, y):
+def _check_solution_data(sol: ConvexSolution, X, y):
     X = check_X(X)
     n, d = X.shape
     if sol.U.shape != (sol.patterns.shape[0], d):
@@ -90,7 +90,7 @@ def value_gradient(sol: ConvexSolution, X: Float[Array, "n d"], y: Float[Array, 
         >>> sol = bridge.solve_with_cvxpy(X, y, D)
         >>> G = value_gradient(sol, X, y)   # ≈ jax.grad(lambda X: bridge.optimal_value(X, y, D))(X)
     """
-    X, y = _check(sol, X, y)
+    X, y = _check_solution_data(sol, X, y)
     return jax.grad(solution_lagrangian, argnums=1)(sol, X, y)
 
 

@@ -21,7 +21,8 @@ state=res.state)`` continues exactly where ``res`` stopped.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import functools
+from typing import Any, Literal, NamedTuple
 
 import equinox as eqx
 import jax
@@ -108,7 +109,7 @@ def _outputs(W, a, X, *, r, m):
 
 
 def _log_losses(F, y, loss):
-    """Per-run ``log 𝓛`` (r,) via :func:`convexrelu._losses.log_loss_value` (log space)."""
+    """Per-run ``log 𝓛`` (r,) of the outputs ``F`` (n, r), computed in log space."""
     return jax.vmap(log_loss_value, in_axes=(1, None, None))(F, y, loss)
 
 
@@ -160,93 +161,200 @@ def _norm_sq(W, a, *, r, m):
     return jnp.sum((W * W).reshape(d, m, r), axis=(0, 1)) + jnp.sum((a * a).reshape(m, r), axis=0)
 
 
-def _train_group(W, a, X, y, alpha, alpha_max, step0, opt_state, *, r, m, steps, record_every, schedule, loss, optimizer):
-    """Run ``steps`` steps of ``r`` fused networks; returns final carry pieces and history (k, r)."""
-    loss_based = schedule == "loss-based"
+class _GroupSetup(NamedTuple):
+    """What every step of one fused group reads: the data, the ``α`` cap and the configuration.
 
-    def init_carry():
-        mask, F = _outputs(W, a, X, r=r, m=m)
-        log_L = _log_losses(F, y, loss)
-        zero = jnp.zeros((r,), jnp.asarray(0).dtype)
-        return (W, a, mask, F, log_L, alpha, opt_state, step0, zero)
+    ``r`` runs of ``m`` neurons each; ``loss_based`` selects Lyu & Li's schedule; ``optimizer``
+    is an optax optimizer or ``None`` for plain gradient descent (Python values, static).
+    """
 
-    def one_step(carry, _):
-        W, a, mask, F, log_L, alpha, opt_state, step, rejected = carry
-        gF = _dloss_df(F, y, log_L, loss, log_space=loss_based)
-        gW, ga = _grads(W, a, mask, gF, X, r=r, m=m)
-        if optimizer is None:
-            col = _per_neuron(alpha, m)  # α (loss-based) or lr
-            W_new, a_new = W - col * gW, a - col * ga
-            new_opt = opt_state
-        else:
-            grads = _to_runs(gW, ga, r=r, m=m)
-            params = _to_runs(W, a, r=r, m=m)
-            upd, new_opt = jax.vmap(optimizer.update)(grads, opt_state, params)
-            uW, ua = _from_runs(upd, r=r, m=m)
-            if loss_based:
-                col = _per_neuron(alpha, m)
-                uW, ua = col * uW, col * ua
-            W_new, a_new = W + uW, a + ua
-        mask_new, F_new = _outputs(W_new, a_new, X, r=r, m=m)
-        # constant steps never read log 𝓛: it is computed only at the records (see ``losses_of``)
-        log_L_new = _log_losses(F_new, y, loss) if loss_based else log_L
-        if loss_based:
-            # Accept iff the loss went down (compared in log space); otherwise undo the step.
-            # A step that overflows θ, ‖θ‖² or f is refused like any other bad step.
-            nsq_new = _norm_sq(W_new, a_new, r=r, m=m)
-            ok = (log_L_new < log_L) & jnp.isfinite(nsq_new) & jnp.isfinite(log_L_new)
-            okc = _per_neuron(ok, m)
-            W_new = jnp.where(okc, W_new, W)
-            a_new = jnp.where(okc, a_new, a)
-            mask_new = jnp.where(okc, mask_new, mask)
-            F_new = jnp.where(ok, F_new, F)
-            log_L_new = jnp.where(ok, log_L_new, log_L)
-            if optimizer is not None:
-                new_opt = jax.tree.map(
-                    lambda new, old: jnp.where(ok.reshape((r,) + (1,) * (jnp.ndim(new) - 1)), new, old),
-                    new_opt,
-                    opt_state,
-                )
-            alpha = jnp.where(ok, jnp.minimum(alpha * _GROW, alpha_max), alpha / _SHRINK)
-            rejected = rejected + (~ok).astype(rejected.dtype)
-        return (W_new, a_new, mask_new, F_new, log_L_new, alpha, new_opt, step + 1, rejected), None
+    X: Array
+    y: Array
+    alpha_max: Array
+    r: int
+    m: int
+    loss: str
+    loss_based: bool
+    optimizer: Any
 
-    def run(carry, length):
-        return jax.lax.scan(one_step, carry, None, length=length)[0]
 
-    def losses_of(carry):
-        return carry[4] if loss_based else _log_losses(carry[3], y, loss)
+class _GroupCarry(NamedTuple):
+    """The loop state of a fused group of ``r`` runs (``R = r·m`` neurons).
 
-    def record(carry):
-        W, a, _, F, _, alpha, _, step, rejected = carry
-        log_L = losses_of(carry)
-        nsq = _norm_sq(W, a, r=r, m=m)
-        margin = jnp.min(y[:, None] * F, axis=0) / nsq
-        smooth = smoothed_margin_of_log_loss(log_L, nsq, loss)
-        if optimizer is None:
-            log_eta = jnp.log(alpha) - log_L if loss_based else jnp.log(alpha)
-        else:
-            log_eta = jnp.log(alpha) if loss_based else jnp.zeros_like(alpha)
-        return (step, log_L, margin, smooth, nsq, log_eta, rejected)
+    Attributes:
+        W, a: fused parameters ``(d, R)``, ``(R,)``.
+        mask: ``1[X W > 0]`` ``(n, R)`` of the current parameters.
+        F: per-run outputs ``(n, r)``.
+        log_L: per-run ``log 𝓛`` ``(r,)`` (kept current by the loss-based schedule only; the
+            constant schedule computes it at the records, see :func:`_current_log_losses`).
+        alpha: per-run ``α`` (loss-based) or ``lr`` (constant) ``(r,)``.
+        opt_state: the optax state of the ``r`` runs, or ``None``.
+        step: global step count ``()``.
+        rejected: loss-based steps undone per run since the last record ``(r,)``.
+    """
 
-    def outer(carry, _):
-        carry = run(carry, record_every)
-        rec = record(carry)
-        carry = carry[:-1] + (jnp.zeros_like(carry[-1]),)
-        return carry, rec
+    W: Array
+    a: Array
+    mask: Array
+    F: Array
+    log_L: Array
+    alpha: Array
+    opt_state: Any
+    step: Array
+    rejected: Array
 
-    carry = init_carry()
+
+class _GroupResult(NamedTuple):
+    """The end of a fused group's training: final parameters and state, history ``(k, r)``."""
+
+    W: Array
+    a: Array
+    alpha: Array
+    step: Array
+    opt_state: Any
+    history: TrainHistory
+    diverged: Array
+
+
+def _initial_carry(setup: _GroupSetup, W, a, alpha, step0, opt_state) -> _GroupCarry:
+    mask, F = _outputs(W, a, setup.X, r=setup.r, m=setup.m)
+    return _GroupCarry(
+        W=W,
+        a=a,
+        mask=mask,
+        F=F,
+        log_L=_log_losses(F, setup.y, setup.loss),
+        alpha=alpha,
+        opt_state=opt_state,
+        step=step0,
+        rejected=jnp.zeros((setup.r,), jnp.asarray(0).dtype),
+    )
+
+
+def _proposed_parameters(setup: _GroupSetup, carry: _GroupCarry, gW, ga):
+    """The step from the gradients ``(gW, ga)``: ``θ - α g`` or ``θ + α·update`` with an optimizer.
+
+    ``α`` is the per-run ``α`` (loss-based) or ``lr`` (constant); an optax update is scaled by
+    ``α`` only on the loss-based schedule. Returns ``(W_new, a_new, opt_state_new)``.
+    """
+    r, m = setup.r, setup.m
+    if setup.optimizer is None:
+        col = _per_neuron(carry.alpha, m)  # α (loss-based) or lr
+        return carry.W - col * gW, carry.a - col * ga, carry.opt_state
+    grads = _to_runs(gW, ga, r=r, m=m)
+    params = _to_runs(carry.W, carry.a, r=r, m=m)
+    upd, new_opt = jax.vmap(setup.optimizer.update)(grads, carry.opt_state, params)
+    uW, ua = _from_runs(upd, r=r, m=m)
+    if setup.loss_based:
+        col = _per_neuron(carry.alpha, m)
+        uW, ua = col * uW, col * ua
+    return carry.W + uW, carry.a + ua, new_opt
+
+
+def _accept_or_undo(setup: _GroupSetup, old: _GroupCarry, new: _GroupCarry) -> _GroupCarry:
+    """Loss-based schedule: keep each run's step iff its loss went down, else undo it.
+
+    Compared in log space; a step that overflows ``θ``, ``‖θ‖²`` or ``f`` is refused like any
+    other bad step. ``α ← min(2^{1/5} α, α_max)`` after an accepted step, ``α ← 2^{-1/10} α``
+    after an undone one, which also counts in ``rejected``.
+    """
+    r, m = setup.r, setup.m
+    nsq_new = _norm_sq(new.W, new.a, r=r, m=m)
+    ok = (new.log_L < old.log_L) & jnp.isfinite(nsq_new) & jnp.isfinite(new.log_L)
+    okc = _per_neuron(ok, m)
+    opt_state = new.opt_state
+    if setup.optimizer is not None:
+        opt_state = jax.tree.map(
+            lambda n, o: jnp.where(ok.reshape((r,) + (1,) * (jnp.ndim(n) - 1)), n, o), new.opt_state, old.opt_state
+        )
+    return _GroupCarry(
+        W=jnp.where(okc, new.W, old.W),
+        a=jnp.where(okc, new.a, old.a),
+        mask=jnp.where(okc, new.mask, old.mask),
+        F=jnp.where(ok, new.F, old.F),
+        log_L=jnp.where(ok, new.log_L, old.log_L),
+        alpha=jnp.where(ok, jnp.minimum(old.alpha * _GROW, setup.alpha_max), old.alpha / _SHRINK),
+        opt_state=opt_state,
+        step=new.step,
+        rejected=old.rejected + (~ok).astype(old.rejected.dtype),
+    )
+
+
+def _train_step(setup: _GroupSetup, carry: _GroupCarry, _) -> tuple[_GroupCarry, None]:
+    """One (sub)gradient step of every run of the group (a ``lax.scan`` body)."""
+    gF = _dloss_df(carry.F, setup.y, carry.log_L, setup.loss, log_space=setup.loss_based)
+    gW, ga = _grads(carry.W, carry.a, carry.mask, gF, setup.X, r=setup.r, m=setup.m)
+    W_new, a_new, opt_new = _proposed_parameters(setup, carry, gW, ga)
+    mask_new, F_new = _outputs(W_new, a_new, setup.X, r=setup.r, m=setup.m)
+    # constant steps never read log 𝓛: it is computed only at the records (_current_log_losses)
+    log_L_new = _log_losses(F_new, setup.y, setup.loss) if setup.loss_based else carry.log_L
+    new = carry._replace(
+        W=W_new, a=a_new, mask=mask_new, F=F_new, log_L=log_L_new, opt_state=opt_new, step=carry.step + 1
+    )
+    if setup.loss_based:
+        new = _accept_or_undo(setup, carry, new)
+    return new, None
+
+
+def _run_steps(setup: _GroupSetup, carry: _GroupCarry, length: int) -> _GroupCarry:
+    return jax.lax.scan(functools.partial(_train_step, setup), carry, None, length=length)[0]
+
+
+def _current_log_losses(setup: _GroupSetup, carry: _GroupCarry) -> Array:
+    """Per-run ``log 𝓛`` of the current parameters (the carry's own, when it is kept current)."""
+    return carry.log_L if setup.loss_based else _log_losses(carry.F, setup.y, setup.loss)
+
+
+def _record(setup: _GroupSetup, carry: _GroupCarry) -> TrainHistory:
+    """One history record: ``step ()`` and per-run fields ``(r,)``."""
+    log_L = _current_log_losses(setup, carry)
+    nsq = _norm_sq(carry.W, carry.a, r=setup.r, m=setup.m)
+    alpha = carry.alpha
+    if setup.optimizer is None:
+        log_eta = jnp.log(alpha) - log_L if setup.loss_based else jnp.log(alpha)
+    else:
+        log_eta = jnp.log(alpha) if setup.loss_based else jnp.zeros_like(alpha)
+    return TrainHistory(
+        step=carry.step,
+        log_loss=log_L,
+        normalized_margin=jnp.min(setup.y[:, None] * carry.F, axis=0) / nsq,
+        smoothed_margin=smoothed_margin_of_log_loss(log_L, nsq, setup.loss),
+        norm_sq=nsq,
+        log_step_size=log_eta,
+        rejected=carry.rejected,
+    )
+
+
+def _train_and_record(setup: _GroupSetup, record_every: int, carry: _GroupCarry, _):
+    """``record_every`` steps, then a record; the rejection count restarts after it."""
+    carry = _run_steps(setup, carry, record_every)
+    rec = _record(setup, carry)
+    return carry._replace(rejected=jnp.zeros_like(carry.rejected)), rec
+
+
+def _train_group(setup: _GroupSetup, W, a, alpha, step0, opt_state, *, steps: int, record_every: int) -> _GroupResult:
+    """Run ``steps`` steps of the ``r`` fused networks of ``setup``, recording every ``record_every``."""
+    carry = _initial_carry(setup, W, a, alpha, step0, opt_state)
     num, rem = divmod(steps, record_every)
-    carry, hist = jax.lax.scan(outer, carry, None, length=num)
+    carry, hist = jax.lax.scan(functools.partial(_train_and_record, setup, record_every), carry, None, length=num)
     if rem:
-        carry = run(carry, rem)
-        last = record(carry)
+        carry = _run_steps(setup, carry, rem)
+        last = _record(setup, carry)
         hist = jax.tree.map(lambda h, x: jnp.concatenate([h, x[None]], axis=0), hist, last)
-    W, a, _, F, _, alpha, opt_state, step, _ = carry
-    log_L = losses_of(carry)
-    finite = jnp.all(jnp.isfinite(W.reshape(-1, m, r)), axis=(0, 1)) & jnp.all(jnp.isfinite(a.reshape(m, r)), axis=0)
-    diverged = ~(finite & jnp.isfinite(log_L))
-    return W, a, alpha, step, opt_state, hist, diverged
+    r, m = setup.r, setup.m
+    log_L = _current_log_losses(setup, carry)
+    finite = jnp.all(jnp.isfinite(carry.W.reshape(-1, m, r)), axis=(0, 1)) & jnp.all(
+        jnp.isfinite(carry.a.reshape(m, r)), axis=0
+    )
+    return _GroupResult(
+        W=carry.W,
+        a=carry.a,
+        alpha=carry.alpha,
+        step=carry.step,
+        opt_state=carry.opt_state,
+        history=hist,
+        diverged=~(finite & jnp.isfinite(log_L)),
+    )
 
 
 _CACHE_ELEMENTS = 8192  # target n·(runs per group)·m: a group's activations stay in L1/L2 cache
@@ -258,6 +366,23 @@ def _group_size(r: int, n: int, m: int) -> int:
     return max(g for g in range(1, min(r, target) + 1) if r % g == 0)
 
 
+def _merge_group_histories(hist: TrainHistory, r: int) -> TrainHistory:
+    """Histories of ``num`` groups, ``step (num, k)`` and fields ``(num, k, group)``, as ``(k, r)``."""
+
+    def runs_minor(h):
+        return jnp.transpose(h, (1, 0, 2)).reshape(h.shape[1], r)
+
+    return TrainHistory(
+        step=hist.step[0],
+        log_loss=runs_minor(hist.log_loss),
+        normalized_margin=runs_minor(hist.normalized_margin),
+        smoothed_margin=runs_minor(hist.smoothed_margin),
+        norm_sq=runs_minor(hist.norm_sq),
+        log_step_size=runs_minor(hist.log_step_size),
+        rejected=runs_minor(hist.rejected),
+    )
+
+
 @eqx.filter_jit
 @eqx.debug.assert_max_traces(max_traces=None)  # counts traces; tests assert no retracing
 def _train_fused(W1, w2, X, y, alpha, alpha_max, step0, opt_state, *, group, steps, record_every, schedule, loss, optimizer):
@@ -265,32 +390,35 @@ def _train_fused(W1, w2, X, y, alpha, alpha_max, step0, opt_state, *, group, ste
 
     Each group is one fused network trained for all ``steps`` (``lax.map`` over groups, one
     after another), so its ``(n, group·m)`` activations stay in cache for the whole trajectory;
-    one huge fused network would stream them through memory at every step. Returns the final
-    ``W1, w2, alpha, step, opt_state``, the history tuple with fields ``(k, r)`` and ``diverged (r,)``.
+    one huge fused network would stream them through memory at every step. Returns the
+    :class:`TrainResult` of all runs: the batched network, history fields ``(k, r)`` (``step``
+    ``(k,)``, shared), ``state.step ()`` (shared), ``state.alpha (r,)`` and ``diverged (r,)``.
     """
     r, d, m = W1.shape
     num = r // group
-    kw = dict(r=group, m=m, steps=steps, record_every=record_every, schedule=schedule, loss=loss, optimizer=optimizer)
+    setup = _GroupSetup(
+        X=X, y=y, alpha_max=alpha_max, r=group, m=m, loss=loss, loss_based=schedule == "loss-based", optimizer=optimizer
+    )
     split = lambda t: jax.tree.map(lambda s: s.reshape((num, group) + s.shape[1:]), t)  # noqa: E731
     Wg, ag = jax.vmap(lambda n: _from_runs(n, r=group, m=m))(split(Network(W1, w2)))
 
-    def one(args):
+    def train_one_group(args):
         Wi, ai, alphai, opti = args
-        return _train_group(Wi, ai, X, y, alphai, alpha_max, step0, opti, **kw)
+        return _train_group(setup, Wi, ai, alphai, step0, opti, steps=steps, record_every=record_every)
 
     args = (Wg, ag, alpha.reshape(num, group), split(opt_state))
     if num == 1:
-        out = jax.tree.map(lambda v: v[None], one(jax.tree.map(lambda v: v[0], args)))
+        out = jax.tree.map(lambda v: v[None], train_one_group(jax.tree.map(lambda v: v[0], args)))
     else:
-        out = jax.lax.map(one, args)
-    W, a, alpha, step, opt_state, hist, diverged = out
-    net = jax.vmap(lambda Wi, ai: _to_runs(Wi, ai, r=group, m=m))(W, a)
+        out = jax.lax.map(train_one_group, args)
+    net = jax.vmap(lambda Wi, ai: _to_runs(Wi, ai, r=group, m=m))(out.W, out.a)
     merge = lambda t: jax.tree.map(lambda s: s.reshape((r,) + s.shape[2:]), t)  # noqa: E731
-    step_h, *rest = hist  # (num, k) and (num, k, group)
-    rest = [jnp.transpose(h, (1, 0, 2)).reshape(h.shape[1], r) for h in rest]
-    hist = (step_h[0], *rest)
-    net = merge(net)
-    return net.W1, net.w2, alpha.reshape(r), step[0], merge(opt_state), hist, diverged.reshape(r)
+    return TrainResult(
+        net=merge(net),
+        history=_merge_group_histories(out.history, r),
+        state=TrainState(step=out.step[0], alpha=out.alpha.reshape(r), opt_state=merge(out.opt_state)),
+        diverged=out.diverged.reshape(r),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -419,7 +547,7 @@ def train(
     else:
         state = _check_state(state, batch=None, dtype=X.dtype)
     opt_state = None if optimizer is None else jax.tree.map(lambda s: jnp.asarray(s)[None], state.opt_state)
-    W, a, alpha, step, opt_state, hist, diverged = _train_fused(
+    fused = _train_fused(
         net.W1[None],
         net.w2[None],
         X,
@@ -435,10 +563,19 @@ def train(
         loss=loss,
         optimizer=optimizer,
     )
-    step_h, log_L, margin, smooth, nsq, log_eta, rejected = hist
-    history = TrainHistory(step_h, log_L[:, 0], margin[:, 0], smooth[:, 0], nsq[:, 0], log_eta[:, 0], rejected[:, 0])
-    opt_state = None if optimizer is None else jax.tree.map(lambda s: s[0], opt_state)
-    return TrainResult(Network(W[0], a[0]), history, TrainState(step, alpha[0], opt_state), diverged[0])
+    only_run = lambda t: jax.tree.map(lambda v: v[0], t)  # noqa: E731
+    hist = fused.history
+    history = TrainHistory(
+        step=hist.step,
+        log_loss=hist.log_loss[:, 0],
+        normalized_margin=hist.normalized_margin[:, 0],
+        smoothed_margin=hist.smoothed_margin[:, 0],
+        norm_sq=hist.norm_sq[:, 0],
+        log_step_size=hist.log_step_size[:, 0],
+        rejected=hist.rejected[:, 0],
+    )
+    new_state = TrainState(step=fused.state.step, alpha=fused.state.alpha[0], opt_state=only_run(fused.state.opt_state))
+    return TrainResult(net=only_run(fused.net), history=history, state=new_state, diverged=fused.diverged[0])
 
 
 def train_many(
@@ -503,7 +640,7 @@ def train_many(
     else:
         state = _check_state(state, batch=r, dtype=X.dtype)
     # all runs share the step counter (they take the same number of steps)
-    W, a, alpha, step, opt_state, hist, diverged = _train_fused(
+    fused = _train_fused(
         nets.W1,
         nets.w2,
         X,
@@ -519,16 +656,16 @@ def train_many(
         loss=loss,
         optimizer=optimizer,
     )
-    step_h, log_L, margin, smooth, nsq, log_eta, rejected = hist
-    k = step_h.shape[0]
+    hist = fused.history
+    k = hist.step.shape[0]
     history = TrainHistory(
-        jnp.broadcast_to(step_h[None, :], (r, k)),
-        log_L.T,
-        margin.T,
-        smooth.T,
-        nsq.T,
-        log_eta.T,
-        rejected.T,
+        step=jnp.broadcast_to(hist.step[None, :], (r, k)),
+        log_loss=hist.log_loss.T,
+        normalized_margin=hist.normalized_margin.T,
+        smoothed_margin=hist.smoothed_margin.T,
+        norm_sq=hist.norm_sq.T,
+        log_step_size=hist.log_step_size.T,
+        rejected=hist.rejected.T,
     )
-    new_state = TrainState(jnp.full((r,), step), alpha, opt_state)
-    return TrainResult(Network(W, a), history, new_state, diverged)
+    new_state = TrainState(step=jnp.full((r,), fused.state.step), alpha=fused.state.alpha, opt_state=fused.state.opt_state)
+    return TrainResult(net=fused.net, history=history, state=new_state, diverged=fused.diverged)

@@ -32,7 +32,7 @@ vmaps.
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -153,7 +153,7 @@ def _blocks(X, y, D, name: str):
 
 
 def _optimality(name, X, y, D, U, V, dual, nu, beta):
-    """``(value, gap, residual)`` of a primal-dual pair by :func:`convexrelu._programs.optimality`,
+    """``(value, gap, residual)`` of a primal-dual pair by :func:`convexrelu.optimality`,
     the one definition of optimality shared with the native solver."""
     opt = optimality(X, y, D, U, V, dual, nu, program=name, beta=None if name == "max-margin" else beta)
     return opt.value, opt.gap, opt.residual
@@ -284,7 +284,7 @@ def solve_with_cvxpy(
         :func:`convexrelu.status_name`), ``iterations``, ``beta``, ``program``. An infeasible
         max-margin problem gives ``U = V = 0``, ``value = +inf``, in ``dual`` a Farkas certificate
         ``μ ≥ 0, 1ᵀμ = 1`` with its cone multipliers in ``cone_dual``, and in ``gap`` its Farkas
-        residual (:func:`convexrelu._programs.max_margin_infeasibility`), as the native solver.
+        residual (:func:`convexrelu.max_margin_infeasibility`), as the native solver.
 
     Raises:
         ValueError: bad shapes, labels not ±1, NaN entries, a missing or non-positive ``beta``.
@@ -305,10 +305,9 @@ def solve_with_cvxpy(
         raise TypeError(
             "solve_with_cvxpy is not differentiable: for gradients use bridge.optimal_value or "
             "bridge.max_margin_layer / regularized_layer, or the envelope theorem "
-            "(convexrelu._sensitivity.value_gradient) on its solution"
+            "(convexrelu.value_gradient) on its solution"
         )
     Xj, yj, Dj, bj = _check_inputs(X, y, D, name, beta)
-    dtype = Xj.dtype
     Xn = np.asarray(Xj, dtype=np.float64)
     yn = np.asarray(yj, dtype=np.float64)
     Dn = np.asarray(Dj, dtype=np.float64)
@@ -327,53 +326,92 @@ def solve_with_cvxpy(
         cvx_status = "solver_error"
     stats = form.problem.solver_stats
     iters = int(stats.num_iters) if stats is not None and stats.num_iters is not None else 0
-    status = _STATUS.get(cvx_status, RESULTS.numerical_error)
-
-    def pack(U, V, value, dual, nu, gap, residual, status):
-        return ConvexSolution(
-            U=jnp.asarray(U, dtype=dtype),
-            V=jnp.asarray(V, dtype=dtype),
-            patterns=Dj,
-            value=jnp.asarray(value, dtype=dtype),
-            dual=jnp.asarray(dual, dtype=dtype),
-            cone_dual=jnp.asarray(nu, dtype=dtype),
-            gap=jnp.asarray(gap, dtype=dtype),
-            residual=jnp.asarray(residual, dtype=dtype),
-            status=jnp.asarray(status, dtype=jnp.int32),
-            iterations=jnp.asarray(iters, dtype=jnp.int32),
-            beta=jnp.asarray(bn, dtype=dtype),
-            program=name,
-        )
-
-    def measure(U, V, dual, nu):
-        U, V, dual, nu = (jnp.asarray(a, dtype=dtype) for a in (U, V, dual, nu))
-        return _optimality(name, Xj, yj, Dj, U, V, dual, nu, jnp.asarray(bn, dtype=dtype))
-
+    problem = _SolvedProblem(name=name, X=Xj, y=yj, D=Dj, beta=bn, iterations=iters)
     if form.U.value is None or cvx_status not in ("optimal", "optimal_inaccurate"):
-        zeros, no_dual = np.zeros((p, d)), (np.zeros(n), np.zeros((2, p, n)))
-        if status == RESULTS.infeasible and name == "max-margin":
-            mu, nu = _farkas_ray(Xn, yn, Dn, solver)
-            residual = measure(zeros, zeros, *no_dual)[2]
-            farkas = max_margin_infeasibility(Xj, yj, Dj, jnp.asarray(mu, dtype=dtype), jnp.asarray(nu, dtype=dtype))
-            return pack(zeros, zeros, np.inf, mu, nu, farkas, residual, RESULTS.infeasible)
-        if status == RESULTS.optimal:  # an optimal status without values: a numerical failure
-            status = RESULTS.numerical_error
-        value, _, residual = measure(zeros, zeros, *no_dual)
-        if name == "max-margin":
-            value = np.inf
-        return pack(zeros, zeros, value, *no_dual, np.inf, residual, status)
+        return _failed_solution(problem, _STATUS.get(cvx_status, RESULTS.numerical_error), solver)
+    return _solution_of(problem, form, loss, cvx_status, tol)
 
+
+class _SolvedProblem(NamedTuple):
+    """One problem handed to cvxpy: the checked data, ``β`` (0 for max-margin), cvxpy's iterations."""
+
+    name: str
+    X: Array
+    y: Array
+    D: Array
+    beta: float
+    iterations: int
+
+
+def _pack_solution(problem: _SolvedProblem, U, V, value, dual, nu, gap, residual, status) -> ConvexSolution:
+    """A :class:`~convexrelu.ConvexSolution` in ``X``'s dtype from host arrays."""
+    dtype = problem.X.dtype
+    return ConvexSolution(
+        U=jnp.asarray(U, dtype=dtype),
+        V=jnp.asarray(V, dtype=dtype),
+        patterns=problem.D,
+        value=jnp.asarray(value, dtype=dtype),
+        dual=jnp.asarray(dual, dtype=dtype),
+        cone_dual=jnp.asarray(nu, dtype=dtype),
+        gap=jnp.asarray(gap, dtype=dtype),
+        residual=jnp.asarray(residual, dtype=dtype),
+        status=jnp.asarray(status, dtype=jnp.int32),
+        iterations=jnp.asarray(problem.iterations, dtype=jnp.int32),
+        beta=jnp.asarray(problem.beta, dtype=dtype),
+        program=problem.name,
+    )
+
+
+def _measure(problem: _SolvedProblem, U, V, dual, nu):
+    """``(value, gap, residual)`` of a primal-dual pair, measured like the native solver's."""
+    dtype = problem.X.dtype
+    U, V, dual, nu = (jnp.asarray(a, dtype=dtype) for a in (U, V, dual, nu))
+    beta = jnp.asarray(problem.beta, dtype=dtype)
+    return _optimality(problem.name, problem.X, problem.y, problem.D, U, V, dual, nu, beta)
+
+
+def _failed_solution(problem: _SolvedProblem, status, solver) -> ConvexSolution:
+    """The solution of a solve without values: zero blocks, and a Farkas ray when infeasible."""
+    p, n = problem.D.shape
+    d = problem.X.shape[1]
+    zeros, no_dual = np.zeros((p, d)), (np.zeros(n), np.zeros((2, p, n)))
+    if status == RESULTS.infeasible and problem.name == "max-margin":
+        dtype = problem.X.dtype
+        Xn, yn, Dn = (np.asarray(a, dtype=np.float64) for a in (problem.X, problem.y, problem.D))
+        mu, nu = _farkas_ray(Xn, yn, Dn, solver)
+        residual = _measure(problem, zeros, zeros, *no_dual)[2]
+        farkas = max_margin_infeasibility(
+            problem.X, problem.y, problem.D, jnp.asarray(mu, dtype=dtype), jnp.asarray(nu, dtype=dtype)
+        )
+        return _pack_solution(problem, zeros, zeros, np.inf, mu, nu, farkas, residual, RESULTS.infeasible)
+    if status == RESULTS.optimal:  # an optimal status without values: a numerical failure
+        status = RESULTS.numerical_error
+    value, _, residual = _measure(problem, zeros, zeros, *no_dual)
+    if problem.name == "max-margin":
+        value = np.inf
+    return _pack_solution(problem, zeros, zeros, value, *no_dual, np.inf, residual, status)
+
+
+def _solution_of(problem: _SolvedProblem, form: Formulation, loss, cvx_status, tol) -> ConvexSolution:
+    """The solution from the solved formulation's values, its gap and residual measured.
+
+    ``dual`` is the margin multiplier ``μ`` (max-margin) or ``r = -∇_f ℓ`` at the solution's fit
+    (regularized). An ``optimal_inaccurate`` solve whose gap and residual are ``≤ tol`` succeeds.
+    """
+    p, n = problem.D.shape
+    dtype = problem.X.dtype
     U, V = np.asarray(form.U.value), np.asarray(form.V.value)
     nu = np.stack([np.asarray(c.dual_value).reshape(p, n) for c in form.cones])
-    if name == "max-margin":
+    if problem.name == "max-margin":
         dual = np.asarray(form.margin.dual_value)
     else:
-        f = convex_fit(Xj, Dj, jnp.asarray(U, dtype=dtype), jnp.asarray(V, dtype=dtype))
-        dual = negative_loss_gradient(f, yj, loss)
-    value, gap, residual = measure(U, V, dual, nu)
+        f = convex_fit(problem.X, problem.D, jnp.asarray(U, dtype=dtype), jnp.asarray(V, dtype=dtype))
+        dual = negative_loss_gradient(f, problem.y, loss)
+    value, gap, residual = _measure(problem, U, V, dual, nu)
+    status = _STATUS.get(cvx_status, RESULTS.numerical_error)
     if cvx_status == "optimal_inaccurate" and float(gap) <= tol and float(residual) <= tol:
         status = RESULTS.optimal
-    return pack(U, V, value, dual, nu, gap, residual, status)
+    return _pack_solution(problem, U, V, value, dual, nu, gap, residual, status)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -548,7 +586,7 @@ def optimal_value(
 
     Max-margin ``P* = Σ_j t_j`` with the layer's epigraph variables ``t_j = ‖u_j‖``; regularized
     ``ℓ(f(X; U, V), y) + β Σ_j t_j``. Gradients go through the layer (implicit differentiation),
-    and agree with the envelope theorem (:func:`convexrelu._sensitivity.value_gradient`).
+    and agree with the envelope theorem (:func:`convexrelu.value_gradient`).
     ``γ* = 1/(2P*)`` is the best normalized margin of the max-margin program.
 
     Example:

@@ -51,7 +51,8 @@ def _positive_int(name: str, value: object, minimum: int = 1) -> int:
     return int(value)
 
 
-def _dtype(dtype):
+def _resolve_dtype(dtype):
+    """``dtype``, or JAX's default float dtype (float64 under x64) when it is ``None``."""
     return jnp.zeros(()).dtype if dtype is None else jnp.dtype(dtype)
 
 
@@ -155,7 +156,7 @@ def orthogonally_separable(
         )
     if not 0 <= min_gap < 1:
         raise ValueError(f"min_gap must be in [0, 1), got {min_gap!r}")
-    dtype = _dtype(dtype)
+    dtype = _resolve_dtype(dtype)
     if d == 1:
         # the two half-lines; the gap is |cos| = 1
         angle = math.pi
@@ -253,7 +254,7 @@ def teacher(
     m = _positive_int("m_teacher", m_teacher, 2)
     if not min_margin >= 0:
         raise ValueError(f"min_margin must be ≥ 0, got {min_margin!r}")
-    dtype = _dtype(dtype)
+    dtype = _resolve_dtype(dtype)
     rng = _rng(key)
     W = rng.standard_normal((d, m)) / math.sqrt(d)
     a = np.where(np.arange(m) % 2 == 0, 1.0, -1.0)
@@ -321,7 +322,7 @@ def two_d(
     if kind == "teacher":
         data = teacher(n, 2, key=key, m_teacher=4, dtype=dtype)
         return data.X, data.y
-    dtype = _dtype(dtype)
+    dtype = _resolve_dtype(dtype)
     pts: list[np.ndarray] = []
     have = 0
     rng = _rng(key)
@@ -396,7 +397,7 @@ def load(name: str, *, dtype=None) -> tuple[Float[Array, "n d"], Float[Array, " 
     keep = (t == pos) | (t == neg)
     X = _standardize(np.asarray(X, dtype=np.float64)[keep])
     y = np.where(t[keep] == pos, 1.0, -1.0)
-    dtype = _dtype(dtype)
+    dtype = _resolve_dtype(dtype)
     return jnp.asarray(X, dtype=dtype), jnp.asarray(y, dtype=dtype)
 
 
@@ -460,6 +461,6 @@ def load_file(path: str | os.PathLike, *, dtype=None) -> tuple[Float[Array, "n d
     if not np.issubdtype(X.dtype, np.number):
         raise ValueError(f"{path}: X must be numeric, got dtype {X.dtype}")
     y = _binary_labels(np.asarray(t, dtype=np.float64))
-    dtype = _dtype(dtype)
+    dtype = _resolve_dtype(dtype)
     X = check_X(jnp.asarray(X, dtype=dtype))  # NaN / inf / empty checks
     return X, jnp.asarray(y, dtype=dtype)

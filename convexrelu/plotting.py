@@ -11,6 +11,7 @@ import numpy as np
 
 
 def _pyplot():
+    """``matplotlib.pyplot``, imported on first use (the Agg backend outside notebooks)."""
     try:
         import matplotlib
 
@@ -22,7 +23,8 @@ def _pyplot():
     return plt
 
 
-def _axis(ax, figsize=(6.0, 4.0)):
+def _figure_and_axes(ax, figsize=(6.0, 4.0)):
+    """``(figure, ax)``: the given axes and their figure, or a new figure's axes."""
     plt = _pyplot()
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize, constrained_layout=True)
@@ -38,7 +40,7 @@ def plot_margins(steps, margins, gamma_star=None, *, smoothed=None, ax=None, tit
         gamma_star: the maximum margin from the convex program (a horizontal line), or None.
         smoothed: optional ``(r, T)`` smoothed margins ``γ̃`` drawn dashed.
     """
-    fig, ax = _axis(ax)
+    fig, ax = _figure_and_axes(ax)
     steps = np.asarray(steps)
     margins = np.atleast_2d(np.asarray(margins))
     for k, row in enumerate(margins):
@@ -68,7 +70,7 @@ def plot_alignment(steps, cosines, *, ax=None, title=None):
         steps: ``(T,)`` step indices.
         cosines: ``(r, T)`` (one curve per run, e.g. the norm-weighted mean cosine) or ``(T,)``.
     """
-    fig, ax = _axis(ax)
+    fig, ax = _figure_and_axes(ax)
     steps = np.asarray(steps)
     for k, row in enumerate(np.atleast_2d(np.asarray(cosines))):
         ax.plot(steps, row, color=f"C{k % 10}", lw=1.2)
@@ -94,7 +96,7 @@ def plot_directions_2d(X, y, W1, w2, *, U=None, V=None, ax=None, title=None):
     X = np.asarray(X)
     if X.shape[1] != 2:
         raise ValueError(f"plot_directions_2d needs 2-D data, got d = {X.shape[1]}")
-    fig, ax = _axis(ax, figsize=(5.0, 5.0))
+    fig, ax = _figure_and_axes(ax, figsize=(5.0, 5.0))
     y = np.asarray(y)
     ax.scatter(*X[y > 0].T, c="tab:red", marker="+", s=40, label="y = +1")
     ax.scatter(*X[y < 0].T, c="tab:blue", marker="_", s=40, label="y = −1")
@@ -134,7 +136,7 @@ def plot_patterns_2d(X, y, gates, *, ax=None, title=None):
     X = np.asarray(X)
     if X.shape[1] != 2:
         raise ValueError(f"plot_patterns_2d needs 2-D data, got d = {X.shape[1]}")
-    fig, ax = _axis(ax, figsize=(5.0, 5.0))
+    fig, ax = _figure_and_axes(ax, figsize=(5.0, 5.0))
     y = np.asarray(y)
     R = float(np.max(np.linalg.norm(X, axis=1)))
     for x in X:  # the boundary of {g : xᵀg ≥ 0} is the line orthogonal to x
