@@ -94,6 +94,7 @@ class AdmmState(eqx.Module):
     k: Array
     status: Array
     since: Array  # checks since the last ρ update
+    refactor: Array  # factor ρ at the next step (the one place the factor is computed)
     best: Candidate
     anderson: AndersonState
 
@@ -214,8 +215,16 @@ def warm_iterate(prob: AdmmProblem, init, rho) -> AdmmIterate:
     return AdmmIterate(t, s, w, yt / rho, ysl / rho, yw / rho)
 
 
+def unscored(Zu, dual, cone_dual) -> Candidate:
+    """A placeholder candidate (zero blocks, infinite gap): every run of the loop scores its own."""
+    inf = jnp.asarray(jnp.inf, Zu.dtype)
+    zero = jnp.zeros_like(Zu)
+    return Candidate(zero, zero, jnp.zeros_like(dual), jnp.zeros_like(cone_dual), prog.Optimality(inf, -inf, inf, inf))
+
+
 def init_state(prob: AdmmProblem, init, active) -> AdmmState:
-    """The first state: from zero, or from ``init``; the loop runs only when ``active``."""
+    """The first state: from zero, or from ``init``; the loop runs only when ``active``. The penalty
+    ``ρ`` is factored at the first step."""
     Xs = prob.data.Xs
     (n, d), p, dtype = Xs.shape, prob.S.shape[0], Xs.dtype
     rho = jnp.asarray(_RHO0, dtype)
@@ -224,13 +233,12 @@ def init_state(prob: AdmmProblem, init, active) -> AdmmState:
         v = AdmmIterate(zp, zs, zn, zp, zs, zn)
     else:
         v = warm_iterate(prob, init, rho)
-    best, _ = _score(prob, v, rho)
     x = _ravel(v)
-    zero = jnp.zeros((), jnp.int32)
     status = jnp.where(active, RUNNING, RESULTS.numerical_error).astype(jnp.int32)
+    empty = AdmmFactor(jnp.zeros((d, d), dtype), jnp.zeros((n, d), dtype), jnp.zeros((n, n), dtype))
     return AdmmState(
-        x=x, rho=rho, factor=factor(Xs, prob.DtD, rho), k=zero, status=status, since=zero, best=best,
-        anderson=anderson_init(x),
+        x=x, rho=rho, factor=empty, k=jnp.zeros((), jnp.int32), status=status, since=jnp.zeros((), jnp.int32),
+        refactor=jnp.asarray(True), best=unscored(v.t[0], v.w, v.s), anderson=anderson_init(x),
     )
 
 
@@ -270,7 +278,8 @@ def step(st: AdmmState, prob: AdmmProblem) -> AdmmState:
     """``check_every`` ADMM iterations, a score, a penalty update and an Anderson step."""
     data = prob.data
     p, (n, d) = prob.S.shape[0], data.Xs.shape
-    rho, fac = st.rho, st.factor
+    rho = st.rho
+    fac = jax.lax.cond(st.refactor, lambda: factor(data.Xs, prob.DtD, rho), lambda: st.factor)
     v_old = jax.lax.fori_loop(
         0, prob.check_every - 1, lambda _, v: admm_iteration(v, prob, rho, fac)[0], _unravel(st.x, p, n, d)
     )
@@ -289,10 +298,11 @@ def step(st: AdmmState, prob: AdmmProblem) -> AdmmState:
     return AdmmState(
         x=jnp.where(adapt, x_adapted, x_next),
         rho=rho_new,
-        factor=jax.lax.cond(adapt, lambda: factor(data.Xs, prob.DtD, rho_new), lambda: fac),
+        factor=fac,
         k=k,
         status=status,
         since=jnp.where(adapt, 0, st.since + 1),
+        refactor=adapt,
         best=cand,
         anderson=anderson_restart(aa, adapt),
     )

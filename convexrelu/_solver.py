@@ -34,9 +34,8 @@ METHODS = ("auto", "ipm", "admm")
 def _hand_off(data: ScaledProblem, res: SolverResult, tol, infeasible_tol, max_iters, check_every: int):
     """Continue a stalled interior-point run (status ``numerical_error``: e.g. a nearly infeasible
     max-margin program whose Farkas ray the dual iterate has not yet validated, or a ``tol`` below
-    the method's floating-point floor) with ADMM warm-started from its best candidate. Part of the
-    traced program: under ``vmap`` each problem is continued or not on its own (ADMM runs no
-    iteration for a problem that needs none); the iteration count adds both."""
+    the method's floating-point floor) with ADMM warm-started from its best candidate, per problem
+    (ADMM runs no iteration for a problem that needs none); the iteration count adds both."""
     need = res.status == RESULTS.numerical_error
     c = res.candidate
     init = tuple(jnp.where(jnp.isfinite(a), a, 0.0) for a in (c.U, c.V, c.dual, c.cone_dual))
@@ -49,12 +48,29 @@ def _hand_off(data: ScaledProblem, res: SolverResult, tol, infeasible_tol, max_i
 def _solve(
     X, y, D, beta, init, tol, infeasible_tol, ipm_iters, admm_iters, *, program: str, method: str, check_every: int
 ) -> SolverResult:
-    """One problem (``vmap`` batches it): scale, run the algorithm, hand a stalled IPM run to ADMM."""
+    """One problem (``vmap`` batches it): scale the data and run the algorithm."""
     data = scale_problem(X, y, D, beta, program)
     if method == "admm":
         return admm_solve(data, init, tol, infeasible_tol, admm_iters, check_every)
-    res = ipm_solve(data, tol, infeasible_tol, ipm_iters)
-    return _hand_off(data, res, tol, infeasible_tol, admm_iters, check_every)
+    return ipm_solve(data, tol, infeasible_tol, ipm_iters)
+
+
+@solver_jit(static_argnames=("program", "check_every"))
+def _continue(X, y, D, beta, res, tol, infeasible_tol, admm_iters, *, program: str, check_every: int):
+    """:func:`_hand_off` of an interior-point result (``vmap`` batches it)."""
+    return _hand_off(scale_problem(X, y, D, beta, program), res, tol, infeasible_tol, admm_iters, check_every)
+
+
+def _solve_ipm(X, y, D, beta, tol, infeasible_tol, ipm_iters, admm_iters, *, program: str, check_every: int):
+    """The interior-point method, then :func:`_hand_off`. Under ``jit``/``vmap`` (a traced status)
+    the hand-off is always part of the traced program, per problem, so a batch and a single solve
+    give the same status and value; with a concrete status it runs only when a problem stalled (so
+    a solve that needs none does not compile ADMM beside the interior-point method)."""
+    res = _solve(X, y, D, beta, None, tol, infeasible_tol, ipm_iters, admm_iters,
+                 program=program, method="ipm", check_every=check_every)
+    if is_concrete(res.status) and not np.any(np.asarray(res.status) == RESULTS.numerical_error):
+        return res
+    return _continue(X, y, D, beta, res, tol, infeasible_tol, admm_iters, program=program, check_every=check_every)
 
 
 def _positive_int(name, value):
@@ -148,11 +164,11 @@ def _run(X, y, D, beta, program, *, tol, max_iters, throw, init, check_every, in
     beta = jnp.asarray(beta, dt)
     limit = method == "ipm" and not uses_host_gram(X, D)
     with one_blas_thread(limit):
-        res = _solve(
-            X, y, D, beta, init_arrs, jnp.asarray(tol_, dt), jnp.asarray(itol, dt),
-            jnp.asarray(ipm_iters, jnp.int32), jnp.asarray(admm_iters, jnp.int32),
-            program=program, method=method, check_every=check_every,
-        )
+        args = (jnp.asarray(tol_, dt), jnp.asarray(itol, dt), jnp.asarray(ipm_iters, jnp.int32), jnp.asarray(admm_iters, jnp.int32))
+        if method == "ipm":
+            res = _solve_ipm(X, y, D, beta, *args, program=program, check_every=check_every)
+        else:
+            res = _solve(X, y, D, beta, init_arrs, *args, program=program, method=method, check_every=check_every)
         if limit and is_concrete(res.status):  # JAX dispatches asynchronously: finish inside the limit
             jax.block_until_ready(res.status)
     c = res.candidate
