@@ -25,8 +25,15 @@ from ._network import (
     param_norm_sq as param_norm_sq,
 )
 from ._solution import ConvexSolution as ConvexSolution, status_name as status_name
+from ._crosscheck import (
+    Check as Check,
+    CrosscheckReport as CrosscheckReport,
+    CrosscheckRun as CrosscheckRun,
+    crosscheck as crosscheck,
+)
 from ._patterns import (
     enumerate_patterns as enumerate_patterns,
+    merge_patterns as merge_patterns,
     pattern_bound as pattern_bound,
     pattern_count as pattern_count,
     sample_patterns as sample_patterns,
