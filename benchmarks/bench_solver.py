@@ -49,7 +49,7 @@ def teacher(n, d, p, seed=0):
     k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
     data = cr.datasets.teacher(n, d, key=k1)
     Ds = cr.sample_patterns(data.X, num=p, key=k2)
-    D = np.unique(np.concatenate([np.asarray(data.patterns), np.asarray(Ds)]), axis=0)
+    D = cr.merge_patterns(data.patterns, Ds)
     return data.X, data.y, jnp.asarray(D)
 
 

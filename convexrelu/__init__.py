@@ -27,6 +27,7 @@ from ._network import (
 from ._solution import RESULTS as RESULTS, ConvexSolution as ConvexSolution, status_name as status_name
 from ._patterns import (
     enumerate_patterns as enumerate_patterns,
+    merge_patterns as merge_patterns,
     pattern_bound as pattern_bound,
     pattern_count as pattern_count,
     sample_patterns as sample_patterns,
@@ -73,6 +74,12 @@ from ._maps import (
     split as split,
     to_convex as to_convex,
     to_network as to_network,
+)
+from ._crosscheck import (
+    Check as Check,
+    CrosscheckReport as CrosscheckReport,
+    CrosscheckRun as CrosscheckRun,
+    crosscheck as crosscheck,
 )
 
 __version__ = "0.1.0"

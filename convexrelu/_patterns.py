@@ -9,6 +9,8 @@ points in general position in rank ``r`` there are exactly ``2 Σ_{k<r} C(n-1, k
 * :func:`sample_patterns` draws Gaussian gates in chunks (one jitted function reused for every
   chunk) and keeps the distinct patterns, deduplicated on the host by their packed bits.
 * :func:`enumerate_patterns` lists every pattern exactly from the extreme rays of the cells.
+* :func:`merge_patterns` is the distinct union of pattern sets (sampled, enumerated, a trained
+  network's own).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import itertools
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -85,9 +88,6 @@ def pattern_bound(n: int, r: int) -> float:
 
 # --------------------------------------------------------------------------------- sampling
 
-_SAMPLE_TRACES = [0]  # incremented each time the chunk function is traced (retrace guard)
-
-
 def _gate_chunk(X: Float[Array, "n d"], keys) -> tuple[Array, Float[Array, "c d"]]:
     """Gates ``g = normal(key)`` for a chunk of keys, and their packed patterns ``1[X g ≥ 0]``.
 
@@ -95,14 +95,17 @@ def _gate_chunk(X: Float[Array, "n d"], keys) -> tuple[Array, Float[Array, "c d"
     the ``(c, d)`` gates. One gate per key (``jax.vmap``), so gate ``j`` does not depend on how
     the keys are chunked.
     """
-    _SAMPLE_TRACES[0] += 1  # Python side effect: runs at trace time only
     d = X.shape[1]
     G = jax.vmap(lambda k: jax.random.normal(k, (d,), X.dtype))(keys)
     D = (G @ X.T) >= 0  # (c, n)
     return jnp.packbits(D, axis=1), G
 
 
-_gate_chunk_jit = jax.jit(_gate_chunk)
+@jax.jit
+@eqx.debug.assert_max_traces(max_traces=None)  # counts traces: one per call of sample_patterns
+def _gate_chunk_jit(X: Float[Array, "n d"], keys) -> tuple[Array, Float[Array, "c d"]]:
+    """:func:`_gate_chunk`, jitted; its traces are counted (``eqx.debug.get_num_traces``)."""
+    return _gate_chunk(X, keys)
 
 
 def _pack_rows_to_keys(bits: np.ndarray) -> np.ndarray:
@@ -168,7 +171,7 @@ def sample_patterns(
     keys = jax.random.split(key, num)
     seen: dict[bytes, None] = {}  # insertion-ordered: first-seen order of the patterns
     gate_rows: list[np.ndarray] = []
-    traces_before = _SAMPLE_TRACES[0]
+    traces_before = eqx.debug.get_num_traces(_gate_chunk_jit)
     for start in range(0, num, chunk_size):
         valid = min(chunk_size, num - start)
         idx = np.minimum(np.arange(start, start + chunk_size), num - 1)  # pad the last chunk
@@ -185,7 +188,7 @@ def sample_patterns(
                 keep.append(i)
         if return_gates and keep:
             gate_rows.append(np.asarray(G)[np.asarray(keep)])
-    if _SAMPLE_TRACES[0] - traces_before > 1:  # pragma: no cover - a guard, not a code path
+    if eqx.debug.get_num_traces(_gate_chunk_jit) - traces_before > 1:  # pragma: no cover - a guard, not a code path
         raise RuntimeError("sample_patterns retraced its chunk function; chunk shapes changed")
 
     nb = (n + 7) // 8
@@ -402,3 +405,53 @@ def enumerate_patterns(
     D = np.ones((cells.shape[0], n), dtype=bool)
     D[:, ~zero] = cells
     return jnp.asarray(_unique_bool_rows(D))
+
+
+# ---------------------------------------------------------------------------------- merging
+
+
+def merge_patterns(*Ds: Bool[Array, "p_i n"]) -> Bool[Array, "p n"]:
+    """Distinct union of pattern sets: every row of ``D_1, …, D_k``, each once.
+
+    ``{D_j} = ⋃_i {rows of D_i}``, in first-seen order: the rows of ``D_1`` in their order
+    (duplicates dropped), then the rows of ``D_2`` not seen before, and so on. The order is
+    deterministic, and when ``D_1`` is already distinct it is a prefix of the result (block ``j``
+    of a solution over ``D_1`` is block ``j`` over the union). Rows are compared by their packed
+    bits on the host. A typical use: sampled (or enumerated) patterns plus the patterns of
+    trained neurons (:func:`convexrelu.neuron_patterns`) or of a teacher network, so that the
+    convex program over the union contains the trained network's blocks (Wang & Pilanci 2021,
+    arXiv 2110.06488).
+
+    Args:
+        *Ds: one or more boolean arrays ``(p_i, n)`` with the same ``n`` (``p_i = 0`` allowed).
+
+    Returns:
+        bool ``(p, n)``, ``p ≤ Σ p_i``, with distinct rows.
+
+    Raises:
+        ValueError: no argument, an array that is not 2-D, or different ``n``.
+        TypeError: an array that is not boolean.
+
+    Example:
+        >>> D1 = jnp.asarray([[True, False], [False, True]])
+        >>> D2 = jnp.asarray([[False, True], [True, True]])
+        >>> merge_patterns(D1, D2).astype(int).tolist()
+        [[1, 0], [0, 1], [1, 1]]
+    """
+    if not Ds:
+        raise ValueError("merge_patterns needs at least one pattern array")
+    blocks = [np.asarray(D) for D in Ds]
+    for i, D in enumerate(blocks):
+        if D.ndim != 2:
+            raise ValueError(f"merge_patterns: argument {i} must be 2-D (p, n), got shape {D.shape}")
+        if D.dtype != np.bool_:
+            raise TypeError(f"merge_patterns: argument {i} must be boolean, got dtype {D.dtype}")
+    widths = sorted({D.shape[1] for D in blocks})
+    if len(widths) > 1:
+        shapes = ", ".join(str(D.shape) for D in blocks)
+        raise ValueError(f"merge_patterns: the arrays have different numbers of samples n: {shapes}")
+    allD = np.concatenate(blocks, axis=0)
+    if allD.shape[0] == 0:
+        return jnp.asarray(allD)
+    _, first = np.unique(_pack_rows_to_keys(np.packbits(allD, axis=1)), return_index=True)
+    return jnp.asarray(allD[np.sort(first)])

@@ -169,7 +169,7 @@ fig = plotting.plot_directions_2d(X, y, net0.W1, net0.w2, U=sol.U, V=sol.V)
 X5, y5 = cr.datasets.orthogonally_separable(n5, 5, key=k_5d)
 res5, align_steps5, align5, margin_steps5 = train_runs(X5, y5, k_init, late_lr=1.0)
 trained_patterns = jax.vmap(lambda net: cr.neuron_patterns(net, X5))(res5.net).reshape(-1, n5)
-D_small = np.unique(np.concatenate([np.asarray(trained_patterns), np.asarray(cr.sample_patterns(X5, num=50, key=k_pat))]), axis=0)
+D_small = cr.merge_patterns(trained_patterns, cr.sample_patterns(X5, num=50, key=k_pat))  # distinct union
 sol5 = cr.solve_max_margin(X5, y5, jnp.asarray(D_small))
 cert5 = cr.dual_certificate(X5, y5 * sol5.dual)
 gamma_star5 = 1.0 / (2.0 * float(sol5.value))

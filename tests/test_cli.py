@@ -1,23 +1,17 @@
-"""The command line: ``convexrelu crosscheck`` and ``convexrelu solve`` at tiny sizes."""
+"""The command line: exit status, output and options of ``convexrelu crosscheck`` and ``solve``.
 
+The checks themselves are tested on the library function in ``test_crosscheck.py``.
+"""
+
+import argparse
 import json
 
+import jax
+import numpy as np
 import pytest
 
-from convexrelu import cli
-
-RUN_FIELDS = {
-    "final_margin",
-    "margin_ratio",
-    "reached_gamma_star",
-    "early_alignment",
-    "kkt_certificate",
-    "kkt_residual",
-    "certified_optimal",
-    "psi_output_cosine",
-    "psi_sign_agreement",
-    "psi_direction_cosine",
-}
+import convexrelu as cr
+from convexrelu import cli, datasets
 
 
 @pytest.mark.slow
@@ -30,16 +24,8 @@ def test_crosscheck_tiny_passes_and_writes_report(tmp_path, capsys):
     assert code == 0, out
     rep = json.loads((tmp_path / "report.json").read_text())
     assert rep["passed"] and all(rep["checks"].values())
-    assert rep["patterns"]["exact"]
-    # P* from both solvers agree, γ* = 1/(2P*), and every run reached it (orthogonally separable data)
-    assert rep["bridge"]["ran"] and rep["bridge"]["relative_difference"] <= 1e-4
-    assert rep["gamma_star"] == pytest.approx(1 / (2 * rep["native"]["value"]))
-    assert rep["native"]["certificate"] == pytest.approx(1.0, abs=1e-4)  # c(y ⊙ μ*) = 1 at the optimum
-    for run in rep["runs_detail"]:
-        assert RUN_FIELDS <= set(run)
-        assert 1 - 1e-3 <= run["margin_ratio"] <= 1 + 1e-6  # γ(θ) ≤ γ* always (weak duality)
-        assert run["certified_optimal"] and run["psi_output_cosine"] > 0.999
-    assert set(rep["times_s"]) >= {"training", "patterns", "native solver", "cvxpy solver", "certificates"}
+    assert rep["dataset"] == "2d" and rep["seed"] == 0 and rep["n"] == 12
+    assert set(rep["times_s"]) >= {"data", "training", "patterns", "native solver", "cvxpy solver", "certificates"}
     for png in ("margins.png", "alignment.png", "directions.png"):
         assert (tmp_path / png).stat().st_size > 0
     assert "crosscheck PASSED" in out
@@ -56,19 +42,154 @@ def test_crosscheck_with_far_too_few_steps_fails(capsys):
     assert "[FAIL] every run reaches γ*" in out and "crosscheck FAILED" in out
 
 
-def test_solve_prints_value_status_gap(tmp_path, capsys):
-    import jax
-    import numpy as np
+@pytest.mark.slow
+def test_crosscheck_json_is_one_object(capsys):
+    code = cli.main(
+        ["crosscheck", "--dataset", "2d", "--n", "12", "--m", "10", "--runs", "2", "--steps", "50",
+         "--no-bridge", "--json"]
+    )
+    captured = capsys.readouterr()
+    rep = json.loads(captured.out)  # the whole of stdout is one JSON object, no table
+    assert code == 1 and rep["passed"] is False
+    assert rep["checks"]["every run reaches γ* (within 0.001)"] is False
+    assert rep["check_tolerances"]["every run reaches γ* (within 0.001)"] == {"margin_tol": 1e-3}
+    assert len(rep["runs_detail"]) == 2 and rep["dataset"] == "2d"
+    assert "·" not in captured.err  # --json implies no stage lines
 
-    from convexrelu import datasets
 
+@pytest.fixture
+def data_file(tmp_path):
     X, y = datasets.orthogonally_separable(10, 2, key=jax.random.key(3))
     path = tmp_path / "data.npz"
     np.savez(path, X=np.asarray(X), y=np.asarray(y))
-    assert cli.main(["solve", "--data", str(path), "--program", "regularized", "--beta", "0.1"]) == 0
+    return str(path)
+
+
+def test_solve_prints_value_status_gap(data_file, capsys):
+    assert cli.main(["solve", "--data", data_file, "--program", "regularized", "--beta", "0.1"]) == 0
     out = capsys.readouterr().out
     for field in ("value", "status    : optimal", "gap", "time"):
         assert field in out
+
+
+def _count_calls(monkeypatch, name):
+    calls = []
+    real = getattr(cr, name)
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cr, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("program, solver", [("max-margin", "solve_max_margin"), ("regularized", "solve_regularized")])
+def test_solve_runs_once_and_repeat_runs_k_times(data_file, monkeypatch, capsys, program, solver):
+    calls = _count_calls(monkeypatch, solver)
+    argv = ["solve", "--data", data_file, "--program", program, "--beta", "0.1", "--quiet"]
+    assert cli.main(argv) == 0
+    assert len(calls) == 1  # one solve, not a second one for the timing
+    assert cli.main(argv + ["--repeat", "3", "--json"]) == 0
+    assert len(calls) == 1 + 3
+    rep = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(rep["times_s"]) == 3 and all(t > 0 for t in rep["times_s"])
+
+
+def test_solve_json_is_one_object_with_value_status_gap(data_file, capsys):
+    assert cli.main(["solve", "--data", data_file, "--json"]) == 0
+    captured = capsys.readouterr()
+    rep = json.loads(captured.out)  # the whole of stdout is one JSON object
+    assert rep["status"] == "optimal" and rep["gap"] <= 1e-5
+    assert rep["gamma_star"] == pytest.approx(1 / (2 * rep["value"]))
+    X, y = datasets.load_file(data_file)
+    D = cr.enumerate_patterns(jnp_f64(X))
+    ref = cr.solve_max_margin(jnp_f64(X), jnp_f64(y), D, tol=1e-6)  # the same program, directly
+    assert rep["value"] == pytest.approx(float(ref.value), rel=1e-5)
+    assert rep["patterns"] == {"count": D.shape[0], "exact": True} and rep["n"] == 10
+    assert captured.err == ""  # --json: no progress line
+
+
+def jnp_f64(a):
+    import jax.numpy as jnp
+
+    return jnp.asarray(a, jnp.float64)
+
+
+def test_solve_shows_live_progress_while_solving(data_file, monkeypatch, capsys):
+    """A slow solve: the elapsed-time line appears at once and is redrawn by the thread."""
+    import time
+
+    real = cr.solve_max_margin
+
+    def slow(*args, **kwargs):
+        time.sleep(0.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cr, "solve_max_margin", slow)
+    monkeypatch.setattr(cli.LiveLine, "__init__", _fast_live_line_init(cli.LiveLine.__init__))
+    assert cli.main(["solve", "--data", data_file]) == 0
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("solving: ")]
+    assert len(lines) >= 3 and "elapsed" in lines[0]  # the first at 0 s, then every 0.1 s
+    elapsed = [float(ln.split(": ")[1].split(" s")[0]) for ln in lines]
+    assert elapsed == sorted(elapsed) and elapsed[-1] >= 0.3
+
+
+def _fast_live_line_init(init):
+    def fast(self, label, **kwargs):
+        init(self, label, **{**kwargs, "interval": 0.1})
+
+    return fast
+
+
+def test_live_line_feeds_iteration_and_gap():
+    import io
+
+    buf = io.StringIO()
+    with cli.LiveLine("solving", stream=buf, interval=0.05) as line:
+        line.update(iteration=7, gap=3e-4)
+        import time
+
+        time.sleep(0.2)
+    assert "solving: 0.0 s elapsed" in buf.getvalue().splitlines()[0]
+    assert "iteration 7, gap 3.0e-04" in buf.getvalue()
+
+
+@pytest.mark.parametrize("command", ["solve", "crosscheck"])
+def test_keyboard_interrupt_exits_130_with_one_line(data_file, monkeypatch, capsys, command):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cr, "solve_max_margin", interrupted)
+    monkeypatch.setattr(cr, "crosscheck", interrupted)
+    argv = [command, "--data" if command == "solve" else "--dataset", data_file]
+    assert cli.main(argv + ["--quiet"]) == 130
+    captured = capsys.readouterr()
+    assert captured.err == "interrupted\n" and captured.out == ""
+
+
+def _subparsers(parser):
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+def test_every_option_has_help_with_its_default():
+    parser = cli.build_parser()
+    commands = _subparsers(parser)
+    assert set(commands) == {"crosscheck", "solve"}
+    for name, sub in [("convexrelu", parser), *commands.items()]:
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, f"{name} {action.option_strings or action.dest}: no help"
+            if action.option_strings:
+                assert "default" in action.help, f"{name} {action.option_strings}: help names no default"
+        text = sub.format_help()
+        assert "130 interrupted" in text and "2 bad input or usage" in text  # exit codes in the epilog
+    flat = lambda text: " ".join(text.split())  # noqa: E731 - undo the help's line wrapping
+    assert "per run (default: 60000)" in flat(commands["crosscheck"].format_help())  # --steps
+    assert "compilation (default: 1)" in flat(commands["solve"].format_help())  # --repeat
 
 
 def test_bad_arguments_are_refused(capsys):
@@ -78,3 +199,20 @@ def test_bad_arguments_are_refused(capsys):
         cli.main(["crosscheck", "--dataset", "no-such-data"])
     with pytest.raises(SystemExit, match="--beta is required"):
         cli.main(["solve", "--program", "regularized", "--n", "8", "--d", "2"])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["crosscheck", "--runs", "0"],
+        ["crosscheck", "--dataset", "no-such-data"],
+        ["solve", "--program", "regularized", "--n", "8", "--d", "2"],
+        ["solve", "--data", "2d", "--d", "3"],
+        ["solve", "--repeat", "0"],
+    ],
+)
+def test_bad_input_exits_2_with_a_message(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2
+    assert "error" in capsys.readouterr().err

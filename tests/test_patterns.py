@@ -4,6 +4,7 @@ import itertools
 import math
 import time
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -192,13 +193,17 @@ def test_sampling_independent_of_chunking_and_deterministic():
 
 
 def test_sampling_traces_once_per_shape():
+    """The chunk function is traced at most once per call, and not again for the same shapes."""
     X = _gaussian(19, 3, seed=6)
-    before = _patterns._SAMPLE_TRACES[0]
+    traces = lambda: eqx.debug.get_num_traces(_patterns._gate_chunk_jit)  # noqa: E731
+    before = traces()
     cr.sample_patterns(X, num=50, key=jax.random.key(0), chunk_size=13)  # 4 chunks, last padded
-    assert _patterns._SAMPLE_TRACES[0] - before <= 1
-    mid = _patterns._SAMPLE_TRACES[0]
+    assert traces() - before <= 1
+    mid = traces()
     cr.sample_patterns(X, num=40, key=jax.random.key(1), chunk_size=13)  # cached: no new trace
-    assert _patterns._SAMPLE_TRACES[0] == mid
+    assert traces() == mid
+    cr.sample_patterns(X, num=30, key=jax.random.key(2), chunk_size=11)  # new chunk shape: one trace
+    assert traces() == mid + 1
 
 
 def test_chunk_function_under_jit_and_vmap():
@@ -240,3 +245,61 @@ def test_sampling_refuses_bad_data():
         cr.sample_patterns(_gaussian(5, 2, 0), num=10, key=jax.random.key(0), chunk_size=0)
     with pytest.raises(ValueError, match="NaN"):
         cr.enumerate_patterns(jnp.asarray(X))
+
+
+# ------------------------------------------------------------------------------- merging
+
+
+def _random_patterns(p, n, seed):
+    return jnp.asarray(np.random.default_rng(seed).random((p, n)) < 0.5)
+
+
+def test_merge_is_the_distinct_union():
+    D1 = _random_patterns(30, 6, seed=0)  # 30 rows of 2^6 = 64 possible: repeats inside
+    D2 = _random_patterns(25, 6, seed=1)
+    M = cr.merge_patterns(D1, D2)
+    assert M.dtype == jnp.bool_ and M.shape[1] == 6
+    assert len(_rows(M)) == M.shape[0]  # distinct
+    assert _rows(M) == _rows(D1) | _rows(D2)  # exactly the union
+    assert M.shape[0] < D1.shape[0] + D2.shape[0]  # the duplicates were dropped
+    # first-seen order: D1's distinct rows, in order, are a prefix
+    first = list(dict.fromkeys(bytes(r) for r in np.asarray(D1, dtype=np.uint8)))
+    assert [bytes(r) for r in np.asarray(M[: len(first)], dtype=np.uint8)] == first
+
+
+def test_merge_idempotent_and_order_independent_as_a_set():
+    D1 = _random_patterns(40, 9, seed=2)  # n = 9: two packed bytes per row
+    D2 = _random_patterns(40, 9, seed=3)
+    D3 = cr.enumerate_patterns(_gaussian(9, 2, seed=4))
+    M = cr.merge_patterns(D1, D2, D3)
+    assert np.array_equal(np.asarray(cr.merge_patterns(M)), np.asarray(M))  # idempotent
+    assert np.array_equal(np.asarray(cr.merge_patterns(M, M, D2)), np.asarray(M))
+    assert np.array_equal(np.asarray(cr.merge_patterns(D1, D2, D3)), np.asarray(M))  # deterministic
+    for perm in itertools.permutations((D1, D2, D3)):
+        assert _rows(cr.merge_patterns(*perm)) == _rows(M)
+    # a distinct set (the enumeration) merged with its own subset is unchanged, same order
+    assert np.array_equal(np.asarray(cr.merge_patterns(D3, D3[::3])), np.asarray(D3))
+
+
+def test_merge_sampled_and_trained_patterns():
+    X = _gaussian(15, 3, seed=7)
+    S = cr.sample_patterns(X, num=40, key=jax.random.key(0))
+    net = cr.init_network(3, 20, scale=1.0, key=jax.random.key(1))
+    Dn = cr.neuron_patterns(net, X)
+    M = cr.merge_patterns(S, Dn)
+    assert _rows(M) == _rows(S) | _rows(Dn) and _rows(M) <= _rows(cr.enumerate_patterns(X))
+    assert cr.merge_patterns(S[:0], S[:0]).shape == (0, 15)  # empty inputs
+
+
+def test_merge_refuses_bad_input():
+    D = _random_patterns(4, 5, seed=0)
+    with pytest.raises(ValueError, match="at least one"):
+        cr.merge_patterns()
+    with pytest.raises(ValueError, match="number of samples|numbers of samples"):
+        cr.merge_patterns(D, _random_patterns(4, 6, seed=1))
+    with pytest.raises(TypeError, match="boolean"):
+        cr.merge_patterns(D, D.astype(jnp.int32))
+    with pytest.raises(ValueError, match="2-D"):
+        cr.merge_patterns(D[0])
+    with pytest.raises(ValueError, match="2-D"):
+        cr.merge_patterns(D, D[None])
