@@ -34,6 +34,7 @@ checked with :func:`convexrelu.max_margin_infeasibility`, ends the loop with sta
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
@@ -64,6 +65,7 @@ class AdmmProblem(eqx.Module):
     infeasible_tol: Array
     max_iters: Array
     check_every: int = eqx.field(static=True)
+    progress: Callable | None = eqx.field(static=True, default=None)
 
 
 class AdmmFactor(eqx.Module):
@@ -290,6 +292,8 @@ def step(st: AdmmState, prob: AdmmProblem) -> AdmmState:
     ratio = _residual_ratio(v_new, v_old, Mz)
     adapt = (status == RUNNING) & (st.since >= 2) & ((ratio > _ADAPT) | (ratio < 1.0 / _ADAPT)) & jnp.isfinite(ratio)
     rho_new = jnp.where(adapt, jnp.clip(rho * ratio, _RHO_MIN, _RHO_MAX), rho)
+    if prob.progress is not None:
+        jax.debug.callback(prob.progress, k, cand.opt.gap)
     fx = _ravel(v_new)
     x_next, aa = anderson_step(st.anderson, st.x, fx, st.k == 0)
     # a new penalty changes the map: restart from the plain step with the multipliers rescaled
@@ -308,11 +312,14 @@ def step(st: AdmmState, prob: AdmmProblem) -> AdmmState:
     )
 
 
-def admm_solve(data: ScaledProblem, init, tol, infeasible_tol, max_iters, check_every: int, active=True) -> SolverResult:
+def admm_solve(
+    data: ScaledProblem, init, tol, infeasible_tol, max_iters, check_every: int, active=True, progress=None
+) -> SolverResult:
     """Run ADMM on a scaled problem from zero or ``init = (U, V, dual, ν)`` (finite arrays of the
     original program); it runs only when ``active`` (per problem under ``vmap``), else it returns
-    its initial candidate with status ``numerical_error`` at once."""
+    its initial candidate with status ``numerical_error`` at once. ``progress`` (optional) is called
+    as ``progress(iteration, gap)`` after every check."""
     S = 2.0 * data.Df - 1.0
-    prob = AdmmProblem(data, S, data.Df.T @ data.Df, tol, infeasible_tol, max_iters, check_every)
+    prob = AdmmProblem(data, S, data.Df.T @ data.Df, tol, infeasible_tol, max_iters, check_every, progress)
     st = jax.lax.while_loop(lambda s: s.status == RUNNING, lambda s: step(s, prob), init_state(prob, init, active))
     return SolverResult(st.best, st.status, st.k)

@@ -47,6 +47,7 @@ residual passes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import equinox as eqx
@@ -204,6 +205,7 @@ class IpmProblem(eqx.Module):
     max_iters: Array
     degree: int = eqx.field(static=True)
     max_margin: bool = eqx.field(static=True)
+    progress: Callable | None = eqx.field(static=True, default=None)
 
 
 def _A(prob: IpmProblem, z):
@@ -240,7 +242,7 @@ def _P(prob: IpmProblem, x):
     return jnp.concatenate([jnp.zeros((x.shape[0], 1), x.dtype), _AT(prob, _A(prob, x[:, 1:]))], axis=1)
 
 
-def ipm_problem(data: ScaledProblem, tol, infeasible_tol, max_iters) -> IpmProblem:
+def ipm_problem(data: ScaledProblem, tol, infeasible_tol, max_iters, progress=None) -> IpmProblem:
     """The conic form (module docstring) of the scaled program ``data``."""
     n, d = data.Xs.shape
     p, dtype, mm = data.Df.shape[0], data.Xs.dtype, data.program == "max-margin"
@@ -259,6 +261,7 @@ def ipm_problem(data: ScaledProblem, tol, infeasible_tol, max_iters) -> IpmProbl
     prob = IpmProblem(
         data=data, S2=S2, c=c, h=h, e=e, rhs0=c, XX=data.Xs[:, iu] * data.Xs[:, ju], yy=jnp.sum(data.ys * data.ys),
         tol=tol, infeasible_tol=infeasible_tol, max_iters=max_iters, degree=nm + 2 * p * n + 2 * p, max_margin=mm,
+        progress=progress,
     )
     return eqx.tree_at(lambda q: q.rhs0, prob, -c + _GT(prob, h))
 
@@ -637,6 +640,8 @@ def ipm_step(st: IpmState, prob: IpmProblem) -> IpmState:
     )
     finite = iterate_ok & ok
     status = _status(prob, status, finite, alpha, sz, k, lin.init)
+    if prob.progress is not None:  # the scored gap, else the relative complementarity that tracks it
+        jax.debug.callback(prob.progress, k, jnp.where(scored, best.opt.gap, sz / jnp.maximum(1.0, jnp.abs(scaled))))
     return IpmState(x, s, z, k, status, best, st.single & ~d.struggled & finite)
 
 
@@ -653,8 +658,9 @@ def ipm_init(prob: IpmProblem) -> IpmState:
     )
 
 
-def ipm_solve(data: ScaledProblem, tol, infeasible_tol, max_iters) -> SolverResult:
-    """Run the interior-point method on a scaled max-margin or squared-loss problem."""
-    prob = ipm_problem(data, tol, infeasible_tol, max_iters)
+def ipm_solve(data: ScaledProblem, tol, infeasible_tol, max_iters, progress=None) -> SolverResult:
+    """Run the interior-point method on a scaled max-margin or squared-loss problem; ``progress``
+    (optional) is called as ``progress(iteration, gap)`` after every iteration."""
+    prob = ipm_problem(data, tol, infeasible_tol, max_iters, progress)
     st = jax.lax.while_loop(lambda st: st.status == RUNNING, lambda st: ipm_step(st, prob), ipm_init(prob))
     return SolverResult(st.best, st.status, st.k)

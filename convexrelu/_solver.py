@@ -11,6 +11,7 @@ interior-point run that stalls numerically). Both work on the data scaled by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import equinox as eqx
@@ -31,7 +32,7 @@ from ._validation import check_patterns, check_targets, check_X, check_Xy, check
 METHODS = ("auto", "ipm", "admm")
 
 
-def _hand_off(data: ScaledProblem, res: SolverResult, tol, infeasible_tol, max_iters, check_every: int):
+def _hand_off(data: ScaledProblem, res: SolverResult, tol, infeasible_tol, max_iters, check_every: int, progress=None):
     """Continue a stalled interior-point run (status ``numerical_error``: e.g. a nearly infeasible
     max-margin program whose Farkas ray the dual iterate has not yet validated, or a ``tol`` below
     the method's floating-point floor) with ADMM warm-started from its best candidate, per problem
@@ -39,38 +40,40 @@ def _hand_off(data: ScaledProblem, res: SolverResult, tol, infeasible_tol, max_i
     need = res.status == RESULTS.numerical_error
     c = res.candidate
     init = tuple(jnp.where(jnp.isfinite(a), a, 0.0) for a in (c.U, c.V, c.dual, c.cone_dual))
-    cont = admm_solve(data, init, tol, infeasible_tol, max_iters, check_every, active=need)
+    cont = admm_solve(data, init, tol, infeasible_tol, max_iters, check_every, active=need, progress=progress)
     cont = cont._replace(iterations=cont.iterations + res.iterations)
     return jax.tree_util.tree_map(lambda a, b: jnp.where(need, a, b), cont, res)
 
 
-@solver_jit(static_argnames=("program", "method", "check_every"))
+@solver_jit(static_argnames=("program", "method", "check_every", "progress"))
 def _solve(
-    X, y, D, beta, init, tol, infeasible_tol, ipm_iters, admm_iters, *, program: str, method: str, check_every: int
+    X, y, D, beta, init, tol, infeasible_tol, ipm_iters, admm_iters, *, program: str, method: str, check_every: int,
+    progress=None,
 ) -> SolverResult:
     """One problem (``vmap`` batches it): scale the data and run the algorithm."""
     data = scale_problem(X, y, D, beta, program)
     if method == "admm":
-        return admm_solve(data, init, tol, infeasible_tol, admm_iters, check_every)
-    return ipm_solve(data, tol, infeasible_tol, ipm_iters)
+        return admm_solve(data, init, tol, infeasible_tol, admm_iters, check_every, progress=progress)
+    return ipm_solve(data, tol, infeasible_tol, ipm_iters, progress)
 
 
-@solver_jit(static_argnames=("program", "check_every"))
-def _continue(X, y, D, beta, res, tol, infeasible_tol, admm_iters, *, program: str, check_every: int):
+@solver_jit(static_argnames=("program", "check_every", "progress"))
+def _continue(X, y, D, beta, res, tol, infeasible_tol, admm_iters, *, program: str, check_every: int, progress=None):
     """:func:`_hand_off` of an interior-point result (``vmap`` batches it)."""
-    return _hand_off(scale_problem(X, y, D, beta, program), res, tol, infeasible_tol, admm_iters, check_every)
+    data = scale_problem(X, y, D, beta, program)
+    return _hand_off(data, res, tol, infeasible_tol, admm_iters, check_every, progress)
 
 
-def _solve_ipm(X, y, D, beta, tol, infeasible_tol, ipm_iters, admm_iters, *, program: str, check_every: int):
+def _solve_ipm(X, y, D, beta, tol, infeasible_tol, ipm_iters, admm_iters, *, program: str, check_every: int, progress=None):
     """The interior-point method, then :func:`_hand_off`. Under ``jit``/``vmap`` (a traced status)
     the hand-off is always part of the traced program, per problem, so a batch and a single solve
     give the same status and value; with a concrete status it runs only when a problem stalled (so
     a solve that needs none does not compile ADMM beside the interior-point method)."""
-    res = _solve(X, y, D, beta, None, tol, infeasible_tol, ipm_iters, admm_iters,
-                 program=program, method="ipm", check_every=check_every)
+    static = dict(program=program, check_every=check_every, progress=progress)
+    res = _solve(X, y, D, beta, None, tol, infeasible_tol, ipm_iters, admm_iters, method="ipm", **static)
     if is_concrete(res.status) and not np.any(np.asarray(res.status) == RESULTS.numerical_error):
         return res
-    return _continue(X, y, D, beta, res, tol, infeasible_tol, admm_iters, program=program, check_every=check_every)
+    return _continue(X, y, D, beta, res, tol, infeasible_tol, admm_iters, **static)
 
 
 def _positive_int(name, value):
@@ -152,7 +155,7 @@ def _raise_on_status(sol: ConvexSolution) -> ConvexSolution:
     )
 
 
-def _run(X, y, D, beta, program, *, tol, max_iters, throw, init, check_every, infeasible_tol, method):
+def _run(X, y, D, beta, program, *, tol, max_iters, throw, init, check_every, infeasible_tol, method, progress):
     """Check the options, run :func:`_solve` (the IPM's LAPACK on one BLAS thread, unless its
     capacitance GEMM runs on the host BLAS: :mod:`convexrelu._threads`), build the solution."""
     n, d = X.shape
@@ -166,9 +169,12 @@ def _run(X, y, D, beta, program, *, tol, max_iters, throw, init, check_every, in
     with one_blas_thread(limit):
         args = (jnp.asarray(tol_, dt), jnp.asarray(itol, dt), jnp.asarray(ipm_iters, jnp.int32), jnp.asarray(admm_iters, jnp.int32))
         if method == "ipm":
-            res = _solve_ipm(X, y, D, beta, *args, program=program, check_every=check_every)
+            res = _solve_ipm(X, y, D, beta, *args, program=program, check_every=check_every, progress=progress)
         else:
-            res = _solve(X, y, D, beta, init_arrs, *args, program=program, method=method, check_every=check_every)
+            res = _solve(
+                X, y, D, beta, init_arrs, *args, program=program, method=method, check_every=check_every,
+                progress=progress,
+            )
         if limit and is_concrete(res.status):  # JAX dispatches asynchronously: finish inside the limit
             jax.block_until_ready(res.status)
     c = res.candidate
@@ -191,6 +197,7 @@ def solve_max_margin(
     check_every: int = 10,
     infeasible_tol: float | None = None,
     method: Literal["auto", "ipm", "admm"] = "auto",
+    progress: Callable[[Array, Array], None] | None = None,
 ) -> ConvexSolution:
     """Solve the convex max-margin program on the patterns ``D`` (Wang & Pilanci 2021).
 
@@ -223,6 +230,11 @@ def solve_max_margin(
         infeasible_tol: Farkas-residual threshold (default ``tol``): a multiplier ray with
             :func:`convexrelu.max_margin_infeasibility` ``≤ infeasible_tol`` proves
             ``P* ≥ 1/(infeasible_tol · max_i ‖x_i‖)`` and is reported as infeasible.
+        progress: optional ``progress(iteration, gap)``, called from inside the compiled loop
+            (``jax.debug.callback``) after every interior-point iteration and every ADMM check, for
+            a live display (the CLI's progress line). ``gap`` is the scored relative gap, or the
+            iterate's relative complementarity, which tracks it, between scores. A different
+            callable compiles the solver anew; ``None`` (default) adds nothing to the program.
 
     Returns:
         A :class:`ConvexSolution` with ``program="max-margin"``: ``U, V``, ``value = Σ‖u_j‖+‖v_j‖``
@@ -243,7 +255,7 @@ def solve_max_margin(
     D = check_patterns(D, X.shape[0])
     return _run(
         X, y, D, 0.0, "max-margin", tol=tol, max_iters=max_iters, throw=throw, init=init,
-        check_every=check_every, infeasible_tol=infeasible_tol, method=method,
+        check_every=check_every, infeasible_tol=infeasible_tol, method=method, progress=progress,
     )
 
 
@@ -260,6 +272,7 @@ def solve_regularized(
     init: ConvexSolution | None = None,
     check_every: int = 10,
     method: Literal["auto", "ipm", "admm"] = "auto",
+    progress: Callable[[Array, Array], None] | None = None,
 ) -> ConvexSolution:
     """Solve the regularized convex program (Pilanci & Ergen 2020; Wang, Lacotte & Pilanci 2021).
 
@@ -298,5 +311,5 @@ def solve_regularized(
         raise ValueError(f"beta must be a finite positive number, got {float(b)!r}")
     return _run(
         X, y, D, beta, f"regularized-{loss}", tol=tol, max_iters=max_iters, throw=throw, init=init,
-        check_every=check_every, infeasible_tol=None, method=method,
+        check_every=check_every, infeasible_tol=None, method=method, progress=progress,
     )

@@ -75,6 +75,8 @@ class LiveLine:
         self._thread: threading.Thread | None = None
         self._t0 = time.perf_counter()
 
+    current: LiveLine | None = None  # the line shown now, which :func:`_show_progress` feeds
+
     def update(self, iteration: int | None = None, gap: float | None = None) -> None:
         """Record the solver's progress; the next redraw shows it."""
         self.iteration, self.gap = iteration, gap
@@ -97,6 +99,7 @@ class LiveLine:
             self._draw()
 
     def __enter__(self) -> LiveLine:
+        LiveLine.current = self
         self._t0 = time.perf_counter()
         if self.enabled:
             self._draw()
@@ -105,6 +108,7 @@ class LiveLine:
         return self
 
     def __exit__(self, *exc) -> None:
+        LiveLine.current = None
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
@@ -112,6 +116,27 @@ class LiveLine:
                 with self._lock:
                     self.stream.write("\r\x1b[K")
                     self.stream.flush()
+
+
+def _interruptible(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` in a worker thread while the main thread waits in short steps, so
+    that Ctrl-C (delivered to the main thread, which a compiled computation would block until it
+    ends) raises ``KeyboardInterrupt`` at once; the worker is a daemon and dies with the process."""
+    out: dict = {}
+
+    def work():
+        try:
+            out["value"] = fn(*args, **kwargs)
+        except BaseException as e:  # handed to the main thread
+            out["error"] = e
+
+    worker = threading.Thread(target=work, name="convexrelu-work", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
 
 
 def _float(x) -> float:
@@ -191,7 +216,8 @@ def crosscheck(args) -> int:
     t0 = time.perf_counter()
     X, y, extra = _load_dataset(args.dataset, n=args.n, d=args.d, key=k_data)
     t_data = time.perf_counter() - t0
-    rep = cr.crosscheck(
+    rep = _interruptible(
+        cr.crosscheck,
         X, y, key=key, m=args.m, runs=args.runs, steps=args.steps, patterns=args.patterns,
         bridge=not args.no_bridge, extra_patterns=extra, scale=args.scale, lr=args.lr, max_alpha=args.max_alpha,
         tol=args.tol, margin_tol=args.margin_tol, kkt_tol=args.kkt_tol, cert_tol=args.cert_tol,
@@ -334,6 +360,13 @@ def _print_solution(r: dict) -> None:
         print(f"γ*        : {r['gamma_star']:.10g}")
 
 
+def _show_progress(iteration, gap) -> None:
+    """The solvers' ``progress`` callback: the iteration and gap onto the current :class:`LiveLine`."""
+    line = LiveLine.current
+    if line is not None:
+        line.update(int(iteration), float(gap))
+
+
 def solve(args) -> int:
     """Load the data, solve the program once (``--repeat K``: K times, each timed), print the
     result (or one JSON object). Returns 0 when the solve is optimal, 1 otherwise."""
@@ -348,18 +381,20 @@ def solve(args) -> int:
     X, y, extra = _load_dataset(args.data, n=args.n, d=args.d, key=k_data)
     D, exact = _solve_patterns(X, extra, num=args.patterns, max_enumerated=args.max_enumerated, key=k_pat)
 
+    live = not (args.quiet or args.json)
+    progress = _show_progress if live else None  # one function: the compiled solver is reused across runs
+
     def run():
         if args.program == "max-margin":
-            return cr.solve_max_margin(X, y, D, tol=args.tol, throw=False)
-        return cr.solve_regularized(X, y, D, beta=args.beta, loss=args.loss, tol=args.tol, throw=False)
+            return cr.solve_max_margin(X, y, D, tol=args.tol, throw=False, progress=progress)
+        return cr.solve_regularized(X, y, D, beta=args.beta, loss=args.loss, tol=args.tol, throw=False, progress=progress)
 
-    live = not (args.quiet or args.json)
     times = []
     for k in range(args.repeat):
         label = "solving" if args.repeat == 1 else f"solving (run {k + 1}/{args.repeat})"
         with LiveLine(label, enabled=live):
             t0 = time.perf_counter()
-            sol = jax.block_until_ready(run())
+            sol = _interruptible(lambda: jax.block_until_ready(run()))
             times.append(time.perf_counter() - t0)
     summary = _solution_summary(args, sol, D, exact, X, times)
     if args.json:
@@ -466,7 +501,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if not args.no_cache:
-            from ._cache import enable_compilation_cache
+            from ._jit import enable_compilation_cache
 
             enable_compilation_cache()  # the solvers' 1-3 s compiles are paid once per machine, not per run
         return args.func(args)
@@ -480,3 +515,15 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def entry() -> None:
+    """The ``convexrelu`` console script: :func:`main`, then exit with its status. On Ctrl-C the
+    process ends at once (``os._exit`` after flushing), without waiting for the compiled
+    computation in flight, which a normal interpreter exit would."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if code == EXIT_INTERRUPTED:
+        os._exit(code)
+    sys.exit(code)

@@ -216,3 +216,51 @@ def test_bad_input_exits_2_with_a_message(argv, capsys):
         cli.main(argv)
     assert e.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_solver_progress_feeds_the_live_line():
+    # the CLI's progress callback writes the solver's iteration and gap onto the line shown now
+    import jax
+
+    import convexrelu as cr
+    from convexrelu import datasets
+
+    X, y = datasets.orthogonally_separable(10, 2, key=jax.random.key(3))
+    D = cr.enumerate_patterns(X)
+    with cli.LiveLine("solving", enabled=False) as line:
+        sol = cr.solve_max_margin(X, y, D, progress=cli._show_progress)
+        jax.block_until_ready(sol.value)
+        jax.effects_barrier()  # the callbacks have run
+        assert line.iteration == int(sol.iterations) and line.gap == pytest.approx(float(sol.gap))
+    assert cli.LiveLine.current is None
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_a_long_solve_at_once(tmp_path):
+    # the console script's Ctrl-C: one line, no traceback, status 130, without waiting for the
+    # compiled solve in flight (a logistic ADMM solve of many seconds)
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = "from convexrelu.cli import entry; entry()"
+    argv = ["--no-cache", "solve", "--data", "teacher", "--n", "300", "--d", "10", "--patterns", "3000",
+            "--program", "regularized", "--beta", "0.001", "--loss", "logistic", "--tol", "1e-9"]
+    import convexrelu
+
+    repo = os.path.dirname(os.path.dirname(convexrelu.__file__))  # the package under test
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONPATH": repo}
+    proc = subprocess.Popen([sys.executable, "-c", code, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=env, cwd=tmp_path, text=True)
+    first = proc.stderr.readline()  # the live line appears as the solve starts
+    assert "solving" in first, first
+    time.sleep(4.0)
+    assert proc.poll() is None, "the solve ended before the interrupt"
+    t0 = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert time.perf_counter() - t0 < 3.0
+    assert err.strip().splitlines()[-1] == "interrupted" and "Traceback" not in err

@@ -396,3 +396,18 @@ def test_bad_inputs():
         cr.solve_max_margin(X, y, D, method="newton")
     with pytest.raises(ValueError, match="logistic"):
         cr.solve_regularized(X, y, D, beta=0.1, loss="logistic", method="ipm")
+
+
+@pytest.mark.parametrize("method", ["ipm", "admm"])
+def test_progress_reports_every_iteration_and_leaves_the_solve_unchanged(method):
+    # the callback sees the loop's iterations in order, and the last report is the returned gap;
+    # the solution is the one computed without it
+    X, y, D = teacher_problem(0)[:3]
+    seen = []
+    sol = cr.solve_max_margin(X, y, D, method=method, progress=lambda k, g: seen.append((int(k), float(g))))
+    ref = cr.solve_max_margin(X, y, D, method=method)
+    ks = [k for k, _ in seen]
+    assert ks == sorted(ks) and ks[-1] == int(sol.iterations) and len(set(ks)) == len(ks)
+    assert len(ks) == (int(sol.iterations) + 1 if method == "ipm" else int(sol.iterations) // 10)
+    assert seen[-1][1] == pytest.approx(float(sol.gap), rel=1e-12) and seen[-1][1] <= 1e-6
+    np.testing.assert_array_equal(np.asarray(sol.U), np.asarray(ref.U))
