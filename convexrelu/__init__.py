@@ -81,5 +81,17 @@ from ._maps import (
     to_convex as to_convex,
     to_network as to_network,
 )
+from ._geometry import (
+    DualSpikes as DualSpikes,
+    DualTrajectory as DualTrajectory,
+    EllipsoidPoints as EllipsoidPoints,
+    ExtremePoint as ExtremePoint,
+    PolarBoundary as PolarBoundary,
+    dual_spikes as dual_spikes,
+    dual_trajectory as dual_trajectory,
+    is_extreme_point as is_extreme_point,
+    polar_boundary as polar_boundary,
+    rectified_ellipsoid as rectified_ellipsoid,
+)
 
 __version__ = "0.1.0"
