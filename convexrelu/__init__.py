@@ -75,6 +75,18 @@ from ._maps import (
     to_convex as to_convex,
     to_network as to_network,
 )
+from ._geometry import (
+    DualSpikes as DualSpikes,
+    DualTrajectory as DualTrajectory,
+    EllipsoidPoints as EllipsoidPoints,
+    ExtremePoint as ExtremePoint,
+    PolarBoundary as PolarBoundary,
+    dual_spikes as dual_spikes,
+    dual_trajectory as dual_trajectory,
+    is_extreme_point as is_extreme_point,
+    polar_boundary as polar_boundary,
+    rectified_ellipsoid as rectified_ellipsoid,
+)
 from ._crosscheck import (
     Check as Check,
     CrosscheckReport as CrosscheckReport,

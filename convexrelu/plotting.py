@@ -157,3 +157,131 @@ def savefig(fig, path) -> None:
     """Save a figure as PNG and close it."""
     fig.savefig(path, dpi=120)
     _pyplot().close(fig)
+
+
+# ----------------------------------------------------------------------------------------------
+# The dual geometry (convexrelu._geometry): Q, the polar Q*, the spikes, the dual trajectory.
+# ----------------------------------------------------------------------------------------------
+
+
+def _geometry_axes(axes, ncols, size=4.2):
+    """``(fig, [ax...])``: the given axes, or a new row of ``ncols`` panels."""
+    plt = _pyplot()
+    if axes is None:
+        fig, axes = plt.subplots(1, ncols, figsize=(size * ncols, size), constrained_layout=True, squeeze=False)
+        axes = list(axes[0])
+    else:
+        axes = list(np.atleast_1d(axes))
+        if len(axes) != ncols:
+            raise ValueError(f"expected {ncols} axes, got {len(axes)}")
+    return axes[0].figure, axes
+
+
+def plot_dual_plane(ellipsoid, boundary, lam_star, *, y=None, path=None, spikes=None, axes=None, title=None):
+    """The λ-space of ``n = 2`` (one panel) or ``n = 3`` (the three coordinate projections).
+
+    Draws the rectified ellipsoid ``Q`` (from :func:`convexrelu.rectified_ellipsoid`: filled
+    for ``d = 2``, sampled points otherwise), the boundary of its polar ``Q*`` (from
+    :func:`convexrelu.polar_boundary`), the dual objective's direction ``y`` (maximize ``yᵀλ``),
+    the optimum ``λ*``, the constraint lines ``s_k z_kᵀλ = 1`` of the spikes through ``λ*``
+    (``n = 2``) and a path ``λ(t)`` (``(k, n)``, e.g. ``DualTrajectory.lam``).
+    """
+    S = np.asarray(ellipsoid.points)
+    B = np.asarray(boundary.points)
+    lam_star = np.asarray(lam_star)
+    n = lam_star.shape[0]
+    if n not in (2, 3) or S.shape[1] != n or B.shape[1] != n:
+        raise ValueError(f"plot_dual_plane draws n = 2 or 3, got λ* of shape {lam_star.shape}")
+    pairs = [(0, 1)] if n == 2 else [(0, 1), (0, 2), (1, 2)]
+    fig, axes = _geometry_axes(axes, len(pairs), size=5.0 if n == 2 else 4.2)
+    B = B[np.all(np.isfinite(B), axis=1)]
+    for ax, (i, j) in zip(axes, pairs):
+        if n == 2 and ellipsoid.exact:
+            ax.fill(S[:, i], S[:, j], color="tab:orange", alpha=0.35, lw=0, label="Q (rectified ellipsoid)")
+            ax.plot(*np.vstack([S, S[:1]])[:, [i, j]].T, color="tab:orange", lw=1)
+        else:
+            ax.scatter(S[:, i], S[:, j], s=2, color="tab:orange", alpha=0.4, label="Q (sampled)")
+        if n == 2:  # the ordered angle grid
+            ax.plot(*np.vstack([B, B[:1]])[:, [i, j]].T, color="tab:green", lw=1.5, label="boundary of Q*")
+        else:
+            ax.scatter(B[:, i], B[:, j], s=2, color="tab:green", alpha=0.3, label="boundary of Q* (projected)")
+        if y is not None:
+            v = np.asarray(y, dtype=float)[[i, j]]
+            v = v / max(np.linalg.norm(v), 1e-300) * 0.5 * np.linalg.norm(lam_star[[i, j]])
+            ax.annotate("", xy=v, xytext=(0, 0), arrowprops=dict(arrowstyle="->", color="k", lw=1.5))
+            ax.plot([], [], color="k", lw=1.5, label="dual objective yᵀλ")
+        if n == 2 and spikes is not None:
+            for z, s in zip(np.asarray(spikes.points), np.asarray(spikes.signs)):
+                t = np.array([-z[1], z[0]]) / max(np.linalg.norm(z), 1e-300) * np.linalg.norm(lam_star)
+                ax.plot(*np.stack([lam_star - t, lam_star + t]).T, ls=":", color="0.3", lw=1)
+            ax.plot([], [], ls=":", color="0.3", label="active constraints s zₖᵀλ = 1")
+        if path is not None:
+            P = np.asarray(path)
+            ax.plot(P[:, i], P[:, j], "-", color="tab:purple", lw=1, alpha=0.7)
+            ax.scatter(P[:, i], P[:, j], c=np.arange(len(P)), cmap="viridis", s=14, zorder=3, label="λ(t) (early → late)")
+        ax.scatter(*lam_star[[i, j]], marker="*", s=180, color="crimson", zorder=4, label="λ*")
+        ax.axhline(0, color="0.7", lw=0.6)
+        ax.axvline(0, color="0.7", lw=0.6)
+        ax.set_xlabel(f"λ_{i + 1}")
+        ax.set_ylabel(f"λ_{j + 1}")
+        ax.set_aspect("equal", adjustable="datalim")
+    axes[0].legend(loc="best", fontsize=7)
+    axes[0].set_title(title or ("The dual: Q, Q* and λ*" if n == 2 else "Projections of Q, Q* and λ*"))
+    return fig
+
+
+def plot_spikes_2d(X, y, spikes, *, nets=None, dominant=1e-2, ax=None, title=None):
+    """2-D data with the spikes of ``λ*`` as rays and the recorded neurons' directions.
+
+    Spikes: rays (red sign ``+1``, blue ``-1``). ``nets`` (stacked ``W1 (k, 2, m)``, ``w2 (k, m)``,
+    e.g. ``DualTrajectory.nets``): each dominant neuron (weight ``|w2_i|‖w_i‖ ≥ dominant·max``)
+    is a dot at its unit direction, coloured from early (light) to late (dark) records.
+    """
+    X = np.asarray(X)
+    if X.shape[1] != 2:
+        raise ValueError(f"plot_spikes_2d needs 2-D data, got d = {X.shape[1]}")
+    fig, ax = _geometry_axes(None if ax is None else [ax], 1, size=5.0)
+    ax = ax[0]
+    y = np.asarray(y)
+    R = float(np.max(np.linalg.norm(X, axis=1)))
+    ax.scatter(*X[y > 0].T, c="tab:red", marker="+", s=40, label="y = +1")
+    ax.scatter(*X[y < 0].T, c="tab:blue", marker="_", s=40, label="y = −1")
+    for u, s in zip(np.asarray(spikes.directions), np.asarray(spikes.signs)):
+        colour = "tab:red" if s > 0 else "tab:blue"
+        ax.plot([0.0, 1.15 * R * u[0]], [0.0, 1.15 * R * u[1]], color=colour, lw=2.2)
+    ax.plot([], [], color="k", lw=2.2, label="spikes of λ* (red +, blue −)")
+    ax.set_xlim(-1.25 * R, 1.25 * R)
+    ax.set_ylim(-1.25 * R, 1.25 * R)
+    if nets is not None:
+        W, a = np.asarray(nets.W1), np.asarray(nets.w2)
+        k = W.shape[0]
+        for t in range(k):
+            wt = np.abs(a[t]) * np.linalg.norm(W[t], axis=0)
+            keep = wt >= dominant * wt.max()
+            U = W[t][:, keep] / np.linalg.norm(W[t][:, keep], axis=0)
+            ax.scatter(*(R * U), s=10, color=_pyplot().cm.viridis(t / max(k - 1, 1)), zorder=3)
+        ax.scatter([], [], s=10, color=_pyplot().cm.viridis(1.0), label="neuron directions (early → late)")
+    ax.set_aspect("equal")
+    ax.set_title(title or "Neurons converge onto the spikes of λ*")
+    ax.legend(loc="best", fontsize=7)
+    return fig
+
+
+def plot_dual_trajectory(traj, *, axes=None, title=None):
+    """Three panels of a :class:`convexrelu.DualTrajectory` over steps: ``‖λ(t) - λ*‖/‖λ*‖``,
+    ``c(λ(t))`` (against 1) and the largest angle of a dominant neuron to its spike."""
+    fig, axes = _geometry_axes(axes, 3, size=3.6)
+    steps = np.asarray(traj.steps)
+    tiny = np.finfo(np.float64).tiny
+    axes[0].semilogy(steps, np.maximum(np.asarray(traj.distance), tiny), "o-", ms=3)
+    axes[0].set_ylabel("‖λ(t) − λ*‖ / ‖λ*‖")
+    axes[1].plot(steps, np.asarray(traj.certificate), "o-", ms=3, color="tab:green")
+    axes[1].axhline(1.0, color="k", ls=":", lw=1)
+    axes[1].set_ylabel("c(λ(t))")
+    axes[2].semilogy(steps, np.maximum(np.asarray(traj.max_angle), tiny), "o-", ms=3, color="tab:purple")
+    axes[2].set_ylabel("largest neuron–spike angle (rad)")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+    axes[0].set_title(title or "The dual trajectory of gradient descent")
+    return fig

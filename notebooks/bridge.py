@@ -32,12 +32,28 @@
 # The layers solve in Python, so they cannot run under `jax.jit` or `jax.vmap`; the last section
 # shows the error.
 
-# %%
-import sys
+# %% [markdown]
+# **Install.** The next cell installs `convexrelu` only where it cannot be imported (Colab, a fresh
+# kernel); where it is installed, as in the project's own environment, it does nothing. It installs
+# `convexrelu[all]` (the library with cvxpy, matplotlib and scikit-learn) from PyPI, once the package
+# is published there, else from the project's repository when `pyproject.toml` names one in
+# `[project.urls]` (copied into `REPOSITORY`). No repository is named yet: until then, where PyPI
+# has no `convexrelu`, install it from a clone of the project (`pip install -e ".[all]"`).
 
-if "google.colab" in sys.modules:  # Colab: install convexrelu with its optional extras
+# %%
+import importlib
+import importlib.util
+
+REPOSITORY = None  # the repository URL of pyproject.toml's [project.urls]: none is named yet
+
+if importlib.util.find_spec("convexrelu") is None:  # not importable here: install it
     # %pip install -q "convexrelu[all]"
-    pass
+    importlib.invalidate_caches()
+    if importlib.util.find_spec("convexrelu") is None and REPOSITORY:  # not on PyPI: the repository
+        # %pip install -q "convexrelu[all] @ git+{REPOSITORY}"
+        importlib.invalidate_caches()
+    if importlib.util.find_spec("convexrelu") is None:
+        raise ModuleNotFoundError('convexrelu could not be installed: pip install -e ".[all]" from a clone of the project')
 
 # %%
 import os
@@ -106,6 +122,22 @@ print(f"directional derivative: envelope {float(jnp.sum(grad_envelope * directio
 
 gamma_star = 1.0 / (2.0 * float(native.value))
 print(f"γ* = {gamma_star:.6f}; the sample whose move raises γ* fastest: {int(jnp.argmax(jnp.linalg.norm(-2 * gamma_star**2 * grad_envelope, axis=1)))}")
+
+# %% [markdown]
+# Entry by entry, the two gradients $\partial P^*/\partial X_{ik}$ lie on the diagonal.
+
+# %%
+import matplotlib.pyplot as plt
+
+g_layer, g_envelope = np.asarray(grad_layer).ravel(), np.asarray(grad_envelope).ravel()
+lim = 1.05 * float(max(np.abs(g_layer).max(), np.abs(g_envelope).max()))
+fig, ax = plt.subplots(figsize=(4.5, 4.5))
+ax.plot([-lim, lim], [-lim, lim], color="0.75", lw=1, zorder=0)
+ax.scatter(g_layer, g_envelope, s=16)
+ax.set_xlabel("through cvxpylayers (bridge.optimal_value)")
+ax.set_ylabel("envelope theorem (cr.value_gradient)")
+ax.set_title(f"∂P*/∂X, {n} × {d} entries")
+ax.set_aspect("equal");
 
 # %% [markdown]
 # ## Under `jax.jit`: a clear error

@@ -32,12 +32,28 @@
 # gradient descent (several runs at once) → the convex program → $\gamma^*$ against the trained
 # margins → the network $\psi(\text{solution})$ that attains $\gamma^*$.
 
-# %%
-import sys
+# %% [markdown]
+# **Install.** The next cell installs `convexrelu` only where it cannot be imported (Colab, a fresh
+# kernel); where it is installed, as in the project's own environment, it does nothing. It installs
+# `convexrelu[all]` (the library with cvxpy, matplotlib and scikit-learn) from PyPI, once the package
+# is published there, else from the project's repository when `pyproject.toml` names one in
+# `[project.urls]` (copied into `REPOSITORY`). No repository is named yet: until then, where PyPI
+# has no `convexrelu`, install it from a clone of the project (`pip install -e ".[all]"`).
 
-if "google.colab" in sys.modules:  # Colab: install convexrelu with its optional extras
+# %%
+import importlib
+import importlib.util
+
+REPOSITORY = None  # the repository URL of pyproject.toml's [project.urls]: none is named yet
+
+if importlib.util.find_spec("convexrelu") is None:  # not importable here: install it
     # %pip install -q "convexrelu[all]"
-    pass
+    importlib.invalidate_caches()
+    if importlib.util.find_spec("convexrelu") is None and REPOSITORY:  # not on PyPI: the repository
+        # %pip install -q "convexrelu[all] @ git+{REPOSITORY}"
+        importlib.invalidate_caches()
+    if importlib.util.find_spec("convexrelu") is None:
+        raise ModuleNotFoundError('convexrelu could not be installed: pip install -e ".[all]" from a clone of the project')
 
 # %%
 import os

@@ -36,12 +36,28 @@
 # $\max_{\|u\|\le 1} |r^\top (Xu)_+| \le \beta$ with $r = -\nabla_f \ell$ (the **regularized
 # certificate**, reported as that maximum divided by $\beta$).
 
-# %%
-import sys
+# %% [markdown]
+# **Install.** The next cell installs `convexrelu` only where it cannot be imported (Colab, a fresh
+# kernel); where it is installed, as in the project's own environment, it does nothing. It installs
+# `convexrelu[all]` (the library with cvxpy, matplotlib and scikit-learn) from PyPI, once the package
+# is published there, else from the project's repository when `pyproject.toml` names one in
+# `[project.urls]` (copied into `REPOSITORY`). No repository is named yet: until then, where PyPI
+# has no `convexrelu`, install it from a clone of the project (`pip install -e ".[all]"`).
 
-if "google.colab" in sys.modules:  # Colab: install convexrelu with its optional extras
+# %%
+import importlib
+import importlib.util
+
+REPOSITORY = None  # the repository URL of pyproject.toml's [project.urls]: none is named yet
+
+if importlib.util.find_spec("convexrelu") is None:  # not importable here: install it
     # %pip install -q "convexrelu[all]"
-    pass
+    importlib.invalidate_caches()
+    if importlib.util.find_spec("convexrelu") is None and REPOSITORY:  # not on PyPI: the repository
+        # %pip install -q "convexrelu[all] @ git+{REPOSITORY}"
+        importlib.invalidate_caches()
+    if importlib.util.find_spec("convexrelu") is None:
+        raise ModuleNotFoundError('convexrelu could not be installed: pip install -e ".[all]" from a clone of the project')
 
 # %%
 import os
@@ -125,6 +141,29 @@ pruned = cr.prune(sol, X)
 small_net = cr.to_network(pruned)
 print(f"pruned: {small_net.m} neurons (n = {n}), objective {float(objective(small_net, X, y)):.6f}, minimal: {cr.is_minimal(small_net, X)}")
 assert small_net.m <= n
+
+# %% [markdown]
+# The block norms $\|u_j\|, \|v_j\|$ of the solver's solution and of the pruned one, largest first:
+# the solver's tail of tiny blocks goes, and at most $n$ blocks remain.
+
+# %%
+import matplotlib.pyplot as plt
+
+
+def block_norms(solution):
+    norms = jnp.concatenate([jnp.linalg.norm(solution.U, axis=1), jnp.linalg.norm(solution.V, axis=1)])
+    return np.sort(np.asarray(norms))[::-1]
+
+
+fig, ax = plt.subplots(figsize=(6, 3.5))
+for label, solution in [("solver", sol), ("pruned", pruned)]:
+    norms = block_norms(solution)
+    norms = norms[norms > 0]
+    ax.semilogy(np.arange(1, norms.size + 1), norms, marker=".", label=f"{label}: {norms.size} nonzero blocks")
+ax.axvline(n, color="0.6", ls="--", lw=1, label=f"n = {n}")
+ax.set_xlabel("block, by decreasing norm")
+ax.set_ylabel("‖u_j‖ or ‖v_j‖")
+ax.legend();
 
 # %% [markdown]
 # ## The certificate of the optimal networks

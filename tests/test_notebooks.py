@@ -50,9 +50,41 @@ def test_colab_install_cell_is_a_magic_only_in_the_notebook():
         text = source.read_text()
         assert '# %pip install -q "convexrelu[all]"' in text, source.name
         nb = jupytext.read(source)
-        install = [c.source for c in nb.cells if "google.colab" in c.source]
+        install = [c.source for c in nb.cells if c.cell_type == "code" and "%pip install" in c.source]
         assert install and '    %pip install -q "convexrelu[all]"' in install[0], source.name
         compile(text, str(source), "exec")  # plain Python outside Colab
+
+
+def _project_repository():
+    """The repository URL named in pyproject.toml's ``[project.urls]``, or None."""
+    import tomllib
+
+    urls = tomllib.loads((NOTEBOOKS.parent / "pyproject.toml").read_text())["project"].get("urls", {})
+    for key in ("Repository", "repository", "Source", "source", "Source Code", "Code"):
+        if key in urls:
+            return urls[key]
+    return None
+
+
+def test_install_cell_installs_only_when_missing_from_pypi_or_the_named_repository():
+    """Install only where ``convexrelu`` is not importable: from PyPI, else from the repository that
+    pyproject.toml names (``REPOSITORY`` in the cell, kept equal to ``[project.urls]``); a markdown
+    cell right above says what the cell does."""
+    repository = _project_repository()
+    for source in SOURCES:
+        nb = jupytext.read(source)
+        index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and "%pip install" in c.source)
+        cell, above = nb.cells[index].source, nb.cells[index - 1]
+        assert 'if importlib.util.find_spec("convexrelu") is None:' in cell, source.name
+        assert '%pip install -q "convexrelu[all] @ git+{REPOSITORY}"' in cell, source.name
+        namespace = {}
+        exec(cell.split("\n\nif ", 1)[0], namespace)  # the imports and REPOSITORY
+        assert namespace["REPOSITORY"] == repository, (
+            f"{source.name}: REPOSITORY must be pyproject.toml's [project.urls] repository ({repository!r})"
+        )
+        assert above.cell_type == "markdown" and "PyPI" in above.source and "does nothing" in above.source, source.name
+        if repository is None:
+            assert "No repository is named yet" in above.source, source.name
 
 
 @pytest.mark.slow
