@@ -150,7 +150,7 @@ def sample_patterns(
 
     Raises:
         TypeError, ValueError: bad ``X`` (see ``check_X``), ``num`` or ``chunk_size`` not a
-        positive int.
+            positive int.
 
     Reference: Pilanci & Ergen, ICML 2020 (arXiv 2002.10553), sampled patterns; Mishkin, Sahiner
     & Pilanci, ICML 2022 (scnn).
@@ -352,7 +352,7 @@ def enumerate_patterns(
 
     Raises:
         TypeError, ValueError: bad ``X``; ``max_patterns``/``batch_size`` not positive ints;
-        the enumeration too large (the message names the count).
+            the enumeration too large (the message names the count).
 
     Reference: Pilanci & Ergen, ICML 2020 (arXiv 2002.10553), §2; Cover 1965.
 

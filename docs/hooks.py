@@ -22,7 +22,6 @@ import argparse
 import ast
 import base64
 import json
-import logging
 import os
 import pathlib
 import re
@@ -234,21 +233,6 @@ def _readme_commands() -> str:
 
 # --- known docstring warnings -------------------------------------------------------------------
 
-# Griffe warnings that `mkdocs build --strict` would turn into errors, for docstrings outside the
-# docs' control, each with the reason. The entry renders, only its continuation line is dropped.
-# Remove an entry once its docstring is fixed (a `Raises:` continuation line must be indented).
-KNOWN_DOCSTRING_WARNINGS = (
-    # convexrelu/_patterns.py: sample_patterns and enumerate_patterns, `Raises:` continuation lines
-    "Failed to get 'exception: description' pair from 'positive int.'",
-    "Failed to get 'exception: description' pair from 'the enumeration too large (the message names the count).'",
-)
-
-
-class _KnownDocstringWarnings(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not any(known in message for known in KNOWN_DOCSTRING_WARNINGS)
-
 
 # --- the hooks ---------------------------------------------------------------------------------
 
@@ -264,9 +248,6 @@ def _expand(nav: list, key: str, entries: list) -> None:
 
 
 def on_config(config, **kwargs):
-    griffe_log = logging.getLogger("mkdocs.plugins.griffe")  # mkdocstrings' name for griffe's logger
-    if not any(isinstance(f, _KnownDocstringWarnings) for f in griffe_log.filters):
-        griffe_log.addFilter(_KnownDocstringWarnings())
     _GENERATED.clear()
     api = _api_pages()
     bench = _benchmark_pages()
