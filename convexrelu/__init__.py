@@ -93,5 +93,23 @@ from ._crosscheck import (
     CrosscheckRun as CrosscheckRun,
     crosscheck as crosscheck,
 )
+from ._gated import (
+    GatedNetwork as GatedNetwork,
+    GatedSolution as GatedSolution,
+    cone_decomposition as cone_decomposition,
+    gated_dual_objective as gated_dual_objective,
+    gated_fit as gated_fit,
+    gated_forward as gated_forward,
+    gated_objective as gated_objective,
+    gated_optimality as gated_optimality,
+    gated_to_relu as gated_to_relu,
+    solve_gated as solve_gated,
+)
+from ._path import (
+    RegularizationPath as RegularizationPath,
+    active_neurons as active_neurons,
+    beta_max as beta_max,
+    regularization_path as regularization_path,
+)
 
 __version__ = "0.1.0"

@@ -1,4 +1,4 @@
-"""Command line: ``convexrelu crosscheck`` (the main job) and ``convexrelu solve``.
+"""Command line: ``convexrelu crosscheck`` (the main job), ``convexrelu solve`` and ``convexrelu fit``.
 
 ``convexrelu crosscheck`` runs the whole story of Wang & Pilanci (arXiv 2110.06488) on one
 dataset through :func:`convexrelu.crosscheck`: gradient descent from small balanced
@@ -405,6 +405,185 @@ def solve(args) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
+# fit (issue 19): one regularized ReLU or gated model, or its regularization path, with a test split
+# ----------------------------------------------------------------------------------------------
+
+
+def _split(X, y, test_size: float, seed: int):
+    """A random train/test split (``test_size`` a fraction in [0, 1)); NumPy arrays."""
+    X, y = np.asarray(X), np.asarray(y)
+    n = X.shape[0]
+    n_test = int(round(test_size * n))
+    if n - n_test < 2 or (test_size > 0 and n_test < 1):
+        raise BadInput(f"error: --test-size {test_size} leaves {n - n_test} training and {n_test} test samples of {n}")
+    perm = np.random.default_rng(seed).permutation(n)
+    tr, te = np.sort(perm[n_test:]), np.sort(perm[:n_test])
+    return X[tr], y[tr], X[te], y[te]
+
+
+def _fit_path(args, Xtr, ytr, Xte, yte, D, G):
+    """The regularization path from β_max down to ``--beta`` (default 1e-3 β_max), as JSON."""
+    import convexrelu as cr
+
+    def show(k, beta, sol):
+        line = LiveLine.current
+        if line is not None:
+            line.update(k + 1, float(np.asarray(sol.gap)))
+
+    smallest = args.beta
+    bmax = float(cr.beta_max(Xtr, ytr, D, loss=args.loss, model=args.model))
+    if smallest is not None and smallest >= bmax:
+        raise BadInput(f"error: --beta {smallest:g} is at or above β_max = {bmax:.6g}: the whole path is zero")
+    betas = np.geomspace(bmax, smallest if smallest is not None else 1e-3 * bmax, args.num)
+    val = {} if Xte.shape[0] == 0 else dict(X_val=Xte, y_val=yte, gates=G)
+    path = cr.regularization_path(
+        Xtr, ytr, D, betas=betas, loss=args.loss, model=args.model, solver_options={"tol": args.tol}, callback=show, **val
+    )
+    rec = path.to_json()
+    rec["test_score"] = rec.pop("val_score")
+    return rec, all(s == "optimal" for s in path.status)
+
+
+def _fit_one(args, Xtr, ytr, Xte, yte, D, G):
+    """One solve at ``--beta``, as JSON: objective, gap, active neurons, train/test scores."""
+    import jax
+
+    import convexrelu as cr
+    from ._path import predict, score
+
+    if args.model == "gated":
+        sol = cr.solve_gated(Xtr, ytr, D, beta=args.beta, loss=args.loss, tol=args.tol, throw=False)
+        f_train = cr.gated_fit(Xtr, D, sol.W)
+    else:
+        sol = cr.solve_regularized(
+            Xtr, ytr, D, beta=args.beta, loss=args.loss, tol=args.tol, throw=False, progress=_show_progress
+        )
+        f_train = predict(sol, Xtr)
+    jax.block_until_ready(sol)
+    metric = "accuracy" if args.loss == "logistic" or np.all(np.isin(np.asarray(ytr), (-1.0, 1.0))) else "r2"
+    test = None if Xte.shape[0] == 0 else score(predict(sol, Xte, gates=G), yte, metric)
+    rec = {
+        "beta": args.beta, "objective": _float(sol.value), "gap": _float(sol.gap), "status": cr.status_name(sol.status),
+        "iterations": int(np.asarray(sol.iterations)), "active": cr.active_neurons(sol), "metric": metric,
+        "train_score": score(f_train, ytr, metric), "test_score": test,
+    }
+    return rec, rec["status"] == "optimal"
+
+
+def _plot_path(rec: dict, path: str) -> None:
+    """Accuracy (or R²) and active neurons against β, log scale, on two stacked axes."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(6.0, 5.5), sharex=True, constrained_layout=True)
+    a1.semilogx(rec["betas"], rec["train_score"], "o-", label="train")
+    if rec.get("test_score") is not None:
+        a1.semilogx(rec["betas"], rec["test_score"], "s-", label="test")
+    a1.set_ylabel(rec["metric"])
+    a1.legend()
+    a2.semilogx(rec["betas"], rec["active"], "o-", color="C2")
+    a2.set_ylabel("active neurons")
+    a2.set_xlabel("β")
+    a1.set_title(f"regularization path ({rec['model']}, {rec['loss']} loss)")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _print_fit(r: dict) -> None:
+    print(f"model     : {r['model']} ({r['loss']} loss), data {r['data']}: n_train = {r['n_train']}, n_test = {r['n_test']}, d = {r['d']}")
+    print(f"patterns  : {r['patterns']} sampled")
+    if "betas" not in r:
+        test = "n/a" if r["test_score"] is None else f"{r['test_score']:.4f}"
+        print(f"objective : {r['objective']:.10g}   (β = {r['beta']:g})")
+        print(f"status    : {r['status']}, gap {r['gap']:.2e}, {r['iterations']} iterations")
+        print(f"active    : {r['active']} neurons")
+        print(f"{r['metric']:<10}: train {r['train_score']:.4f}, test {test}")
+    else:
+        print(f"β_max     : {r['beta_max']:.6g}")
+        print(f"{'β':>11}  {'objective':>12}  {'gap':>8}  {'active':>6}  {'train':>7}  {'test':>7}  status")
+        for k, b in enumerate(r["betas"]):
+            test = "n/a" if r["test_score"] is None else f"{r['test_score'][k]:.4f}"
+            print(
+                f"{b:>11.4e}  {r['objective'][k]:>12.6g}  {r['gap'][k]:>8.1e}  {r['active'][k]:>6d}  "
+                f"{r['train_score'][k]:>7.4f}  {test:>7}  {r['status'][k]}"
+            )
+    print(f"time      : {r['time_s']:.2f}s wall (includes compilation unless cached)")
+
+
+def fit(args) -> int:
+    """Load and split the data, sample gates, solve at ``--beta`` (or the path), print (or JSON),
+    write ``fit.json`` and ``path.png`` under ``--out``. Returns 0 when every solve is optimal."""
+    if not args.path and args.beta is None:
+        raise BadInput("error: --beta is required (or pass --path for the regularization path)")
+    _x64()
+    import jax
+
+    import convexrelu as cr
+
+    k_data, k_pat = jax.random.split(jax.random.key(args.seed))
+    X, y, _ = _load_dataset(args.data, n=args.n, d=None, key=k_data)
+    Xtr, ytr, Xte, yte = _split(X, y, args.test_size, args.seed)
+    if args.loss == "logistic" and not np.all(np.isin(ytr, (-1.0, 1.0))):
+        raise BadInput("error: --loss logistic needs labels ±1; use --loss squared for real targets")
+    D, G = cr.sample_patterns(Xtr, num=args.patterns, key=k_pat, return_gates=True)
+    live = not (args.quiet or args.json)
+    t0 = time.perf_counter()
+    with LiveLine("path" if args.path else "solving", enabled=live):
+        rec, ok = _interruptible((_fit_path if args.path else _fit_one), args, Xtr, ytr, Xte, yte, D, G)
+    rec.update(
+        data=args.data, model=args.model, loss=args.loss, n_train=int(Xtr.shape[0]), n_test=int(Xte.shape[0]),
+        d=int(X.shape[1]), patterns=int(D.shape[0]), time_s=time.perf_counter() - t0,
+    )
+    if args.json:
+        print(json.dumps(rec))
+    else:
+        _print_fit(rec)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+        with open(os.path.join(args.out, "fit.json"), "w") as f:
+            json.dump(rec, f, indent=2)
+        if args.path:
+            _plot_path(rec, os.path.join(args.out, "path.png"))
+    return EXIT_PASSED if ok else EXIT_FAILED
+
+
+def _fraction(s):
+    v = float(s)
+    if not 0 <= v < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {s}")
+    return v
+
+
+def _add_fit(sub) -> None:
+    f = sub.add_parser(
+        "fit",
+        help="fit a regularized ReLU or gated ReLU model (or its regularization path) with a test split",
+        description="Sample gates on the training split, solve the regularized convex ReLU program or the "
+        "gated ReLU program at --beta (or the warm-started path from β_max down with --path), and report "
+        "the objective, duality gap, active neurons, train and test accuracy (R² for real targets) and "
+        "time. Bias-free programs (DESIGN.md). Exit 1 if a solve is not optimal.",
+        epilog=EPILOG,
+    )
+    f.add_argument("--data", default="breast_cancer", help=_DATA_HELP)
+    f.add_argument("--model", choices=("relu", "gated"), default="relu", help="the convex program (default: %(default)s)")
+    f.add_argument("--beta", type=_positive(float), default=None, help="regularization strength β of the sum-form program ℓ + β Σ‖·‖ (required without --path; with --path the smallest β, default 1e-3 β_max)")
+    f.add_argument("--loss", choices=("squared", "logistic"), default="squared", help="loss (default: %(default)s)")
+    f.add_argument("--path", action="store_true", help="solve the regularization path from β_max down, warm-started (default: off)")
+    f.add_argument("--num", type=_positive(int), default=20, help="number of β on the path, geometric (default: %(default)s)")
+    f.add_argument("--test-size", type=_fraction, default=0.2, help="fraction of the samples held out for testing, in [0, 1) (default: %(default)s)")
+    f.add_argument("--patterns", type=_positive(int), default=200, help="number of gates to sample on the training data (default: %(default)s)")
+    f.add_argument("--n", type=_positive(int), default=None, help=_N_HELP)
+    f.add_argument("--tol", type=_positive(float), default=1e-6, help="solver tolerance, relative duality gap (default: %(default)s)")
+    f.add_argument("--seed", type=int, default=0, help="random seed of the split, subsample and gates, an integer (default: %(default)s)")
+    f.add_argument("--out", default=None, help="directory for fit.json and, with --path, path.png (default: none, nothing written)")
+    f.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout (default: off)")
+    f.add_argument("--quiet", action="store_true", help="no live progress line on stderr (default: off)")
+    f.set_defaults(func=fit)
+
+
+# ----------------------------------------------------------------------------------------------
 # entry point
 # ----------------------------------------------------------------------------------------------
 
@@ -493,6 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, help="the command (see COMMAND --help)")
     _add_crosscheck(sub)
     _add_solve(sub)
+    _add_fit(sub)
     return p
 
 

@@ -31,7 +31,7 @@ from mkdocs.structure.files import File
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "convexrelu"
-PUBLIC_SUBMODULES = ("datasets", "bridge", "plotting")  # bridge / plotting: cvxpy, matplotlib (the `all` extra)
+PUBLIC_SUBMODULES = ("datasets", "bridge", "plotting", "estimators")  # bridge / plotting / estimators: cvxpy, matplotlib, scikit-learn
 FIGURE = "assets/figure.png"
 
 # Page titles of the re-export groups; a module not listed takes the first line of its docstring.
@@ -50,6 +50,8 @@ TITLES = {
     "_maps": "Maps between networks and convex solutions",
     "_crosscheck": "Cross-check",
     "_geometry": "Dual geometry",
+    "_gated": "Gated ReLU program",
+    "_path": "Regularization path",
 }
 
 

@@ -1,0 +1,504 @@
+"""The gated ReLU program (Mishkin, Sahiner & Pilanci, ICML 2022; scnn's ``ConvexGatedReLU``).
+
+Fixed gates ``g_j`` define the patterns ``D_j = 1[X g_j ≥ 0]``; the program is the group lasso
+
+    min_W  ℓ(Σ_j D_j X w_j, y) + β Σ_j ‖w_j‖,         W = (w_1, …, w_p) ∈ R^{p×d},
+
+with no cone constraints. Its network is ``f(x) = Σ_j 1[xᵀg_j ≥ 0] xᵀw_j``.
+
+Dual: with ``r`` the dual variable (``r = -∇_f ℓ`` at the optimum),
+
+    max -ℓ*(-r)  s.t.  ‖Xᵀ(D_j ⊙ r)‖ ≤ β  for every j,
+
+and any ``r`` scaled by ``t ≤ β / max_j ‖Xᵀ(D_j ⊙ r)‖`` is feasible, so :func:`gated_dual_objective`
+of any ``r`` is a lower bound on the optimum (weak duality). These pure functions are the one
+definition of the gated program's optimality (STYLE.md §7): the solver stops on them and the tests
+verify with them.
+
+Solver: accelerated proximal gradient with a backtracking line search on the quadratic upper
+bound, a growing step between iterations, and restarts when the step makes an obtuse angle with
+the gradient mapping (R-FISTA, the method of scnn), stopping on the relative duality gap.
+
+Map back to ReLU (:func:`gated_to_relu`): ``w_j = u_j - v_j`` with ``u_j, v_j ∈ K_j`` keeps the fit
+on ``X`` (the ReLU of a vector in ``K_j`` acts on ``X`` as ``D_j``). With ``A = (2D_j - 1) ⊙ X``
+the choice ``v_j = z``, ``u_j = w_j + z`` needs ``A z ≥ max(0, -A w_j)``; the least-norm such
+``z`` is a least-distance program, solved exactly by Lawson & Hanson's NNLS reduction (ch. 23).
+It exists whenever ``K_j`` has an interior point (every pattern of a gate in general position);
+it may not when ``K_j`` is flat (a pattern realized only with ties ``x_iᵀg = 0``) and ``w_j`` is not
+in its span, and it raises then.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal, NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, Int
+
+from ._cones import nnls
+from ._jit import solver_jit
+from ._programs import Optimality, cone_violation, convex_loss, duality_gap, negative_loss_gradient, optimality
+from ._solution import RESULTS, RUNNING, ConvexSolution, status_name
+from ._validation import check_patterns, check_targets, check_X, check_y, is_concrete
+
+
+MAX_ITERS = 20_000
+BACKTRACK = 0.7  # line-search shrink factor of the step
+GROW = 1.25  # step growth after every iteration (scnn's Lassplore factor)
+MAX_BACKTRACKS = 60
+
+
+# ----------------------------------------------------------------------------------------------
+# records
+# ----------------------------------------------------------------------------------------------
+
+
+class GatedSolution(eqx.Module):
+    """A solution of the gated ReLU program.
+
+    Attributes:
+        W: the blocks ``w_j``, shape ``(p, d)``.
+        patterns: the gates' patterns ``D_j``, boolean ``(p, n)``.
+        value: the primal objective ``ℓ(f, y) + β Σ‖w_j‖``.
+        dual: the dual variable ``r = -∇_f ℓ`` at ``W`` (its scaled copy is dual feasible).
+        gap: relative duality gap ``|primal - dual| / max(1, |primal|, |dual|)``.
+        status: a :class:`convexrelu.RESULTS` code; iterations: iterations used.
+        beta: the regularization strength. program: ``"gated-squared"`` or ``"gated-logistic"``.
+    """
+
+    W: Float[Array, "p d"]
+    patterns: Bool[Array, "p n"]
+    value: Float[Array, ""]
+    dual: Float[Array, " n"]
+    gap: Float[Array, ""]
+    status: Int[Array, ""]
+    iterations: Int[Array, ""]
+    beta: Float[Array, ""]
+    program: str = eqx.field(static=True, default="gated-squared")
+
+    @property
+    def ok(self) -> bool:
+        """True when every problem in the (possibly batched) solution reached optimality."""
+        return bool(np.all(np.asarray(self.status) == RESULTS.optimal))
+
+    @property
+    def status_name(self) -> str | list:
+        """The status as text (a nested list of texts for a batch)."""
+        return status_name(self.status)
+
+
+class GatedNetwork(eqx.Module):
+    """The gated ReLU network ``f(x) = Σ_j 1[xᵀg_j ≥ 0] xᵀw_j``.
+
+    Attributes:
+        gates: ``g_j`` as rows, shape ``(p, d)``. W: the blocks ``w_j``, shape ``(p, d)``.
+    """
+
+    gates: Float[Array, "p d"]
+    W: Float[Array, "p d"]
+
+
+def gated_forward(net: GatedNetwork, X: Float[Array, "n d"]) -> Float[Array, " n"]:
+    """The gated network's output ``Σ_j 1[X g_j ≥ 0] ⊙ X w_j``, shape ``(n,)``; works on any ``X``."""
+    D = (X @ net.gates.T >= 0).astype(X.dtype)  # (n, p)
+    return jnp.sum(D * (X @ net.W.T), axis=1)
+
+
+# ----------------------------------------------------------------------------------------------
+# the program: objective, dual, gap (the one definition of its optimality)
+# ----------------------------------------------------------------------------------------------
+
+
+def gated_fit(X: Float[Array, "n d"], D: Bool[Array, "p n"], W: Float[Array, "p d"]) -> Float[Array, " n"]:
+    """``f = Σ_j D_j ⊙ X w_j`` (``D`` boolean or 0/1 floats), cost ``O(npd)``, no ``D_j X`` blocks."""
+    return jnp.sum(D.astype(X.dtype).T * (X @ W.T), axis=1)
+
+
+def gated_adjoint(X: Float[Array, "n d"], D: Bool[Array, "p n"], a: Float[Array, " n"]) -> Float[Array, "p d"]:
+    """The adjoint of :func:`gated_fit`: row ``j`` is ``Xᵀ(D_j ⊙ a)``."""
+    return (D.astype(X.dtype) * a) @ X
+
+
+def gated_objective(X, y, D, W, *, beta, loss: Literal["squared", "logistic"] = "squared") -> Float[Array, ""]:
+    """``ℓ(Σ_j D_j X w_j, y) + β Σ_j ‖w_j‖``."""
+    return convex_loss(gated_fit(X, D, W), y, loss) + beta * jnp.sum(jnp.linalg.norm(W, axis=-1))
+
+
+def conjugate_bound(r: Float[Array, " n"], y: Float[Array, " n"], c: Float[Array, ""], loss: str) -> Float[Array, ""]:
+    """``max_{0 ≤ t ≤ 1/c} -ℓ*(-t r)``: the dual value of ``r`` scaled into a feasible set whose
+    constraint ``r`` violates by the factor ``c`` (``c ≤ 1``: feasible as it is).
+
+    Squared loss: ``-ℓ*(-r) = rᵀy - ½‖r‖²``; logistic: ``Σ H(y_i r_i)``, ``H`` the binary entropy
+    (``r`` first clipped to the conjugate's domain ``0 ≤ y ⊙ r ≤ 1``).
+    """
+    tmax = jnp.where(c > 0, 1.0 / jnp.where(c > 0, c, 1.0), jnp.inf)
+    if loss == "squared":
+        rr, ry = jnp.sum(r * r), jnp.sum(r * y)
+        t = jnp.clip(ry / jnp.where(rr > 0, rr, 1.0), 0.0, tmax)
+        return t * ry - 0.5 * t * t * rr
+    if loss == "logistic":
+        q = jnp.minimum(1.0, tmax) * jnp.clip(y * r, 0.0, 1.0)
+        xlogy = jax.scipy.special.xlogy  # 0 log 0 = 0
+        return -jnp.sum(xlogy(q, q) + xlogy(1.0 - q, 1.0 - q))
+    raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
+
+
+def gated_dual_objective(X, y, D, r, *, beta, loss: Literal["squared", "logistic"] = "squared") -> Float[Array, ""]:
+    """A lower bound on the gated optimum from any ``r``: ``c = max_j ‖Xᵀ(D_j ⊙ r)‖ / β``, then
+    :func:`conjugate_bound` (``r`` scaled by ``t ≤ 1/c`` is dual feasible)."""
+    if loss == "logistic":
+        r = y * jnp.clip(y * r, 0.0, 1.0)
+    c = jnp.max(jnp.linalg.norm(gated_adjoint(X, D, r), axis=-1)) / beta
+    return conjugate_bound(r, y, c, loss)
+
+
+def gated_optimality(X, y, D, W, r, *, beta, loss: Literal["squared", "logistic"] = "squared") -> Optimality:
+    """Primal value, dual bound of ``r``, relative gap (the residual is 0: no constraints)."""
+    value = gated_objective(X, y, D, W, beta=beta, loss=loss)
+    dval = gated_dual_objective(X, y, D, r, beta=beta, loss=loss)
+    return Optimality(value, dval, duality_gap(value, dval), jnp.zeros((), X.dtype))
+
+
+def gated_beta_max(X, y, D, *, loss: Literal["squared", "logistic"] = "squared") -> Float[Array, ""]:
+    """``max_j ‖Xᵀ(D_j ⊙ g)‖``, ``g = -∇_f ℓ(0, y)``: the smallest β whose gated solution is zero."""
+    g = negative_loss_gradient(jnp.zeros_like(y), y, loss)
+    return jnp.max(jnp.linalg.norm(gated_adjoint(X, D, g), axis=-1))
+
+
+# ----------------------------------------------------------------------------------------------
+# R-FISTA
+# ----------------------------------------------------------------------------------------------
+
+
+class GatedProblem(NamedTuple):
+    """One gated problem as the solver sees it (``Df``: the patterns as 0/1 floats)."""
+
+    X: Array
+    y: Array
+    Df: Array
+    beta: Array
+    tol: Array
+    max_iters: Array
+
+
+class FistaState(NamedTuple):
+    """R-FISTA's iterate: ``W`` the proximal iterate, ``Z`` the extrapolated point and their fits
+    ``fW``, ``fZ`` (the fit is linear: ``fZ`` is extrapolated like ``Z``, one pass over the data
+    saved per iteration), ``t`` the momentum parameter, ``step`` the step size, with the last
+    check's dual, value and gap."""
+
+    W: Array
+    Z: Array
+    fW: Array
+    fZ: Array
+    t: Array
+    step: Array
+    iterations: Array
+    status: Array
+    value: Array
+    dual: Array
+    gap: Array
+
+
+class LineSearch(NamedTuple):
+    """One backtracking search: the trial step, its point, its loss and whether it is accepted."""
+
+    step: Array
+    W: Array
+    fit: Array
+    loss: Array
+    accepted: Array
+    tries: Array
+
+
+def _group_prox(V: Array, threshold: Array) -> Array:
+    """``prox_{τ Σ‖·‖}``: block soft thresholding ``v_j · max(0, 1 - τ/‖v_j‖)``."""
+    norms = jnp.linalg.norm(V, axis=-1, keepdims=True)
+    return V * jnp.maximum(0.0, 1.0 - threshold / jnp.where(norms > 0, norms, 1.0))
+
+
+def _try_step(pr: GatedProblem, Z, grad, loss_z, step, loss: str, tries) -> LineSearch:
+    """The proximal step of size ``step`` from ``Z`` and the quadratic-bound test
+    ``ℓ(W) ≤ ℓ(Z) + ⟨∇, W - Z⟩ + ‖W - Z‖² / (2 step)`` (with a rounding allowance)."""
+    W = _group_prox(Z - step * grad, step * pr.beta)
+    fw = gated_fit(pr.X, pr.Df, W)
+    lw = convex_loss(fw, pr.y, loss)
+    dW = W - Z
+    bound = loss_z + jnp.sum(grad * dW) + jnp.sum(dW * dW) / (2.0 * step)
+    slack = 10 * jnp.finfo(pr.X.dtype).eps * jnp.maximum(jnp.abs(loss_z), 1.0)
+    return LineSearch(step=step, W=W, fit=fw, loss=lw, accepted=lw <= bound + slack, tries=tries)  # False on NaN: backtrack
+
+
+def _line_search(pr: GatedProblem, Z, fz, step, loss: str) -> LineSearch:
+    """Backtrack ``step ← 0.7 step`` from the current step until the quadratic bound holds."""
+    loss_z = convex_loss(fz, pr.y, loss)
+    grad = -gated_adjoint(pr.X, pr.Df, negative_loss_gradient(fz, pr.y, loss))
+    first = _try_step(pr, Z, grad, loss_z, step, loss, jnp.zeros((), jnp.int32))
+
+    def again(ls: LineSearch) -> LineSearch:
+        return _try_step(pr, Z, grad, loss_z, ls.step * BACKTRACK, loss, ls.tries + 1)
+
+    return jax.lax.while_loop(lambda ls: ~ls.accepted & (ls.tries < MAX_BACKTRACKS), again, first)
+
+
+def _score(pr: GatedProblem, W: Array, status: Array, iterations: Array, loss: str):
+    """The dual point of ``W`` and its :func:`gated_optimality`; the status it gives."""
+    r = negative_loss_gradient(gated_fit(pr.X, pr.Df, W), pr.y, loss)
+    opt = gated_optimality(pr.X, pr.y, pr.Df, W, r, beta=pr.beta, loss=loss)
+    finite = jnp.isfinite(opt.value) & jnp.isfinite(opt.gap) & jnp.all(jnp.isfinite(W))
+    new = jnp.where(
+        ~finite,
+        RESULTS.numerical_error,
+        jnp.where(opt.gap <= pr.tol, RESULTS.optimal, jnp.where(iterations >= pr.max_iters, RESULTS.max_iters, status)),
+    )
+    return r, opt, new.astype(jnp.int32)
+
+
+def _fista_step(pr: GatedProblem, loss: str, check_every: int, s: FistaState) -> FistaState:
+    """One R-FISTA iteration: line search from ``Z``, the gradient-mapping restart test, the
+    momentum update, the step growth, and every ``check_every`` iterations the gap."""
+    ls = _line_search(pr, s.Z, s.fZ, s.step, loss)
+    W = ls.W
+    restart = jnp.sum((W - s.W) * (s.Z - W)) > 0  # the step makes an obtuse angle with the gradient mapping
+    t_next = jnp.where(restart, 1.0, 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * s.t * s.t)))
+    momentum = jnp.where(restart, 0.0, (s.t - 1.0) / t_next)
+    Z = W + momentum * (W - s.W)
+    fZ = ls.fit + momentum * (ls.fit - s.fW)
+    it = s.iterations + 1
+    check = (it % check_every == 0) | (it >= pr.max_iters)
+
+    def scored(_):
+        r, opt, st = _score(pr, W, s.status, it, loss)
+        return r, opt.value, opt.gap, st
+
+    def unscored(_):
+        st = jnp.where(jnp.isfinite(ls.loss), s.status, RESULTS.numerical_error).astype(jnp.int32)
+        return s.dual, s.value, s.gap, st
+
+    r, value, gap, status = jax.lax.cond(check, scored, unscored, None)
+    return FistaState(
+        W=W, Z=Z, fW=ls.fit, fZ=fZ, t=jnp.where(restart, 1.0, t_next).astype(s.t.dtype), step=ls.step * GROW, iterations=it,
+        status=status, value=value, dual=r, gap=gap,
+    )
+
+
+def _initial_step(pr: GatedProblem, loss: str) -> Array:
+    """``1/L`` from 8 power iterations on ``AᵀA`` (``A: W ↦ Σ_j D_j X w_j``); the loss' curvature is
+    1 (squared) or ¼ (logistic). An underestimate of ``L`` is corrected by the line search."""
+    V = jnp.ones(pr.Df.shape[:1] + pr.X.shape[1:], pr.X.dtype)
+
+    def power(_, V):
+        V = gated_adjoint(pr.X, pr.Df, gated_fit(pr.X, pr.Df, V))
+        return V / jnp.maximum(jnp.linalg.norm(V), jnp.finfo(V.dtype).tiny)
+
+    V = jax.lax.fori_loop(0, 8, power, V)
+    L = jnp.linalg.norm(gated_fit(pr.X, pr.Df, V)) ** 2 * (1.0 if loss == "squared" else 0.25)
+    return 1.0 / jnp.maximum(L, jnp.finfo(pr.X.dtype).tiny)
+
+
+@functools.partial(solver_jit, static_argnames=("loss", "check_every"))
+def _solve_gated(X, y, D, beta, W0, tol, max_iters, *, loss: str, check_every: int) -> FistaState:
+    """One problem (``vmap`` batches it): score the start (``W = 0`` is optimal for ``β ≥ β_max``),
+    then iterate until the gap is within ``tol``."""
+    pr = GatedProblem(X=X, y=y, Df=D.astype(X.dtype), beta=beta, tol=tol, max_iters=max_iters)
+    zero_it = jnp.zeros((), jnp.int32)
+    r, opt, status = _score(pr, W0, jnp.asarray(RUNNING, jnp.int32), zero_it, loss)
+    f0 = gated_fit(X, pr.Df, W0)
+    init = FistaState(
+        W=W0, Z=W0, fW=f0, fZ=f0, t=jnp.ones((), X.dtype), step=_initial_step(pr, loss), iterations=zero_it, status=status,
+        value=opt.value, dual=r, gap=opt.gap,
+    )
+    step = functools.partial(_fista_step, pr, loss, check_every)
+    return jax.lax.while_loop(lambda s: s.status == RUNNING, step, init)
+
+
+# ----------------------------------------------------------------------------------------------
+# entry point
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_gated_options(beta, tol, max_iters, check_every, init, p, d, dtype):
+    """``(tol, max_iters, check_every, W0)`` with the defaults; raises on bad values."""
+    b = jnp.asarray(beta)
+    if b.ndim != 0:
+        raise ValueError(f"beta must be a scalar (vmap over a batch of β), got shape {b.shape}")
+    if is_concrete(b) and not (np.isfinite(float(b)) and float(b) > 0):
+        raise ValueError(f"beta must be a finite positive number, got {float(b)!r}")
+    if tol is None:
+        tol = 1e-6 if jnp.finfo(dtype).bits >= 64 else 1e-4
+    if not isinstance(tol, (int, float)) or not (0 < float(tol) < 1):
+        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
+    max_iters = MAX_ITERS if max_iters is None else max_iters
+    for name, v in (("max_iters", max_iters), ("check_every", check_every)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}")
+    if init is None:
+        W0 = jnp.zeros((p, d), dtype)
+    else:
+        W0 = init.W if isinstance(init, GatedSolution) else jnp.asarray(init)
+        if W0.shape != (p, d):
+            raise ValueError(f"init has W of shape {W0.shape}; this problem needs ({p}, {d})")
+        W0 = jnp.where(jnp.isfinite(W0), W0, 0.0).astype(dtype)
+    return float(tol), int(max_iters), int(check_every), W0
+
+
+def _raise_on_status(sol: GatedSolution) -> GatedSolution:
+    if not is_concrete(sol.status):
+        value = eqx.error_if(sol.value, sol.status != RESULTS.optimal, "gated solver did not reach optimality; pass throw=False")
+        return eqx.tree_at(lambda s: s.value, sol, value)
+    st = np.asarray(sol.status)
+    if np.all(st == RESULTS.optimal):
+        return sol
+    codes = sorted(set(st[st != RESULTS.optimal].ravel().tolist()))
+    raise RuntimeError(
+        f"gated solver stopped with status {[status_name(c) for c in codes]} after {np.max(np.asarray(sol.iterations))} "
+        f"iterations (gap {np.max(np.asarray(sol.gap)):.2e}); {'; '.join(RESULTS(c).message for c in codes)}; "
+        "pass throw=False to inspect the result"
+    )
+
+
+def solve_gated(
+    X: Float[Array, "n d"],
+    y: Float[Array, " n"],
+    D: Bool[Array, "p n"],
+    *,
+    beta,
+    loss: Literal["squared", "logistic"] = "squared",
+    tol: float | None = None,
+    max_iters: int | None = None,
+    throw: bool = True,
+    init: GatedSolution | Array | None = None,
+    check_every: int = 10,
+) -> GatedSolution:
+    """Solve the gated ReLU program (Mishkin, Sahiner & Pilanci 2022) by R-FISTA.
+
+        min_W ℓ(Σ_j D_j X w_j, y) + β Σ_j ‖w_j‖,
+
+    ``ℓ = ½ Σ (f - y)²`` (``loss="squared"``, real targets) or ``Σ log(1 + e^{-y f})``
+    (``loss="logistic"``, labels ±1). Accelerated proximal gradient with a backtracking line
+    search, a growing step and gradient-mapping restarts; every ``check_every`` iterations the
+    dual point ``r = -∇_f ℓ`` is scaled to ``max_j ‖Xᵀ(D_j ⊙ r)‖ ≤ β`` and the solve stops when
+    the relative duality gap (:func:`gated_optimality`) is within ``tol``. For ``β ≥ β_max``
+    (:func:`convexrelu.beta_max` with ``model="gated"``) the start ``W = 0`` is certified at once.
+    Jitted; float32 and float64; works under ``jax.vmap`` (e.g. over a grid of β).
+
+    Args:
+        X: data ``(n, d)``. y: targets ``(n,)`` (labels ±1 for the logistic loss).
+        D: patterns ``(p, n)`` (boolean), e.g. ``cr.sample_patterns(X, num=p, key=key)``.
+        beta: regularization strength, a positive scalar (may be traced).
+        tol: relative gap to stop at; default 1e-6 in float64, 1e-4 in float32.
+        max_iters: iteration limit (default 20 000). throw: raise unless optimal.
+        init: a previous :class:`GatedSolution` (or ``W`` array) of the same shape: a warm start.
+        check_every: iterations between gap evaluations (each costs one pass over the data).
+
+    Returns:
+        A :class:`GatedSolution`; :class:`GatedNetwork` with the gates gives the network, and
+        :func:`gated_to_relu` a ReLU program point with the same fit.
+
+    Raises:
+        ValueError / TypeError: bad shapes, dtypes, labels, NaN, ``beta ≤ 0``, options.
+        RuntimeError: iteration limit or numerical failure (``throw=True``).
+
+    Example:
+        >>> D, G = cr.sample_patterns(X, num=100, key=key, return_gates=True)
+        >>> sol = cr.solve_gated(X, y, D, beta=1e-2)
+        >>> f = cr.gated_forward(cr.GatedNetwork(gates=G, W=sol.W), X_new)
+    """
+    if loss not in ("squared", "logistic"):
+        raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
+    X = check_X(X)
+    n, d = X.shape
+    y = (check_targets if loss == "squared" else check_y)(y, n, dtype=X.dtype)
+    D = check_patterns(D, n)
+    tol, max_iters, check_every, W0 = _check_gated_options(beta, tol, max_iters, check_every, init, D.shape[0], d, X.dtype)
+    dt = X.dtype
+    s = _solve_gated(
+        X, y, D, jnp.asarray(beta, dt), W0, jnp.asarray(tol, dt), jnp.asarray(max_iters, jnp.int32),
+        loss=loss, check_every=check_every,
+    )
+    sol = GatedSolution(
+        W=s.W, patterns=D, value=s.value, dual=s.dual, gap=s.gap, status=s.status, iterations=s.iterations,
+        beta=jnp.asarray(beta, dt), program=f"gated-{loss}",
+    )
+    return _raise_on_status(sol) if throw else sol
+
+
+# ----------------------------------------------------------------------------------------------
+# back to ReLU: the cone decomposition
+# ----------------------------------------------------------------------------------------------
+
+
+def _least_distance_split(X, pattern, w):
+    """``z = argmin ‖z‖ s.t. A z ≥ max(0, -A w)``, ``A = (2D - 1) ⊙ X``, by Lawson & Hanson's
+    least-distance reduction: NNLS ``min_{η ≥ 0} ‖E η - e‖`` with ``E = [Aᵀ; bᵀ]``, ``e = (0, 1)``,
+    residual ``ρ = E η - e``, ``z = -ρ_{:d} / ρ_d`` (infeasible when ``ρ = 0``)."""
+    d = X.shape[1]
+    A = (2.0 * pattern.astype(X.dtype) - 1.0)[:, None] * X
+    b = jax.nn.relu(-(A @ w))
+    E = jnp.concatenate([A.T, b[None, :]], axis=0)
+    e = jnp.zeros((d + 1,), X.dtype).at[d].set(1.0)
+    eta, _ = nnls(E, e)
+    rho = E @ eta - e
+    ok = rho[d] < 0
+    z = jnp.where(ok, -rho[:d] / jnp.where(ok, rho[d], -1.0), 0.0)
+    return jnp.where(jnp.any(b > 0), z, 0.0)
+
+
+@jax.jit
+def cone_decomposition(
+    X: Float[Array, "n d"], D: Bool[Array, "p n"], W: Float[Array, "p d"]
+) -> tuple[Float[Array, "p d"], Float[Array, "p d"], Float[Array, ""]]:
+    """``w_j = u_j - v_j`` with ``u_j, v_j ∈ K_j`` (so ``Σ_j D_j X (u_j - v_j) = Σ_j D_j X w_j``):
+    ``v_j = z_j``, ``u_j = w_j + z_j`` with the least-norm ``z_j`` (see the module docstring).
+
+    Returns:
+        ``(U, V, violation)``; ``violation`` is the relative cone violation
+        (:func:`convexrelu.constraint_violation`): about the rounding error when the
+        decomposition exists, large when it does not.
+    """
+    Z = jax.vmap(_least_distance_split, in_axes=(None, 0, 0))(X, D, W)
+    U, V = W + Z, Z
+    return U, V, cone_violation(X, D, U, V)
+
+
+def gated_to_relu(sol: GatedSolution, X: Float[Array, "n d"], y: Float[Array, " n"], *, tol: float | None = None) -> ConvexSolution:
+    """A point of the regularized ReLU program with the gated solution's fit on ``X``.
+
+    Blocks are split by :func:`cone_decomposition`; the loss is unchanged and the penalty
+    ``Σ ‖u_j‖ + ‖v_j‖ ≥ Σ ‖w_j‖``. The result is scored by :func:`convexrelu.optimality` with the
+    gated dual (``ν = 0``, feasible for the ReLU dual too: the gated program is a relaxation), so its
+    ``gap`` honestly bounds its distance to the ReLU optimum; ``status`` is ``optimal`` when that gap
+    and the cone violation are within ``tol``, else ``max_iters`` (not certified: warm-start
+    :func:`convexrelu.solve_regularized` from it). ``cr.to_network`` then gives the ReLU network.
+
+    Raises:
+        ValueError: the decomposition does not exist (cone violation above ``tol``: a pattern whose
+            cone has no interior point and a block outside its span).
+    """
+    if not isinstance(sol, GatedSolution) or sol.W.ndim != 2:
+        raise TypeError("gated_to_relu takes one (unbatched) GatedSolution")
+    X = check_X(X)
+    loss = sol.program.split("-", 1)[1]
+    y = (check_targets if loss == "squared" else check_y)(y, X.shape[0], dtype=X.dtype)
+    D = check_patterns(sol.patterns, X.shape[0])
+    tol = (1e-6 if jnp.finfo(X.dtype).bits >= 64 else 1e-4) if tol is None else float(tol)
+    U, V, violation = cone_decomposition(X, D, sol.W.astype(X.dtype))
+    if float(violation) > tol:
+        raise ValueError(
+            f"no cone decomposition w_j = u_j - v_j, u_j, v_j ∈ K_j: relative cone violation {float(violation):.2e} > "
+            f"tol {tol:g} (a pattern whose cone has no interior and a block outside its span)"
+        )
+    p, n = D.shape
+    nu = jnp.zeros((2, p, n), X.dtype)
+    program = f"regularized-{loss}"
+    opt = optimality(X, y, D, U, V, sol.dual.astype(X.dtype), nu, program=program, beta=sol.beta)
+    ok = (opt.gap <= tol) & (opt.residual <= tol)
+    return ConvexSolution(
+        U=U, V=V, patterns=D, value=opt.value, dual=sol.dual, cone_dual=nu, gap=opt.gap, residual=opt.residual,
+        status=jnp.where(ok, RESULTS.optimal, RESULTS.max_iters).astype(jnp.int32),
+        iterations=jnp.zeros((), jnp.int32), beta=sol.beta, program=program,
+    )

@@ -1,0 +1,237 @@
+"""scikit-learn estimators of the convex two-layer ReLU (or gated ReLU) network.
+
+``from convexrelu.estimators import ConvexReLUClassifier, ConvexReLURegressor`` (this module imports
+scikit-learn, an optional extra: ``pip install convexrelu[datasets]``; ``import convexrelu`` never
+loads it). Each ``fit`` samples ``patterns`` Gaussian gates on the (augmented) training data and
+solves the convex program once, to a certified duality gap:
+
+* ``model="relu"``: the regularized ReLU program (:func:`convexrelu.solve_regularized`), whose
+  solution is the network ``network_`` by ψ (:func:`convexrelu.to_network`): globally optimal among
+  networks whose neurons use the sampled patterns.
+* ``model="gated"``: the gated ReLU program (:func:`convexrelu.solve_gated`, R-FISTA); ``network_`` is
+  the :class:`convexrelu.GatedNetwork` of the gates.
+
+Conventions, stated plainly:
+
+* ``beta`` is per sample, as in scikit-learn and scnn: the estimator minimizes
+  ``(1/n) ℓ(f, y) + beta Σ_j ‖·‖``, i.e. the library's program with ``β = n · beta``.
+* ``fit_intercept=True`` appends a constant feature 1 to ``X`` (so every neuron, and every gate,
+  gets a bias, regularized with its weights), and the regressor also centres ``y`` (its mean is
+  the output intercept, added back by ``predict``). An unregularized intercept inside the convex
+  program is not implemented yet (issue 19, item 3); ``network_`` acts on ``[X, 1]`` then.
+* Multi-class classification is one-vs-rest: one binary program per class (labels ±1), on the same
+  patterns; ``predict`` takes the largest decision value. (True multi-class programs with ``c``
+  outputs are issue 19, item 3.)
+* ``predict_proba`` is ``σ(f)`` for the logistic loss; for the squared loss it is the score
+  ``clip((1 + f) / 2, 0, 1)`` (not calibrated). One-vs-rest rows are normalized to sum to 1.
+
+The defaults (``beta=1e-3``, 100 gates, intercept) fit standardized features well: put a
+``StandardScaler`` before the estimator in a ``Pipeline``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from ._gated import GatedNetwork, gated_forward, solve_gated
+from ._maps import to_network
+from ._patterns import sample_patterns
+from ._solver import solve_regularized
+
+try:  # scikit-learn ≥ 1.6
+    from sklearn.utils.validation import validate_data as _validate_data
+except ImportError:  # pragma: no cover - older scikit-learn
+
+    def _validate_data(estimator, X, y="no_validation", reset=True, **kw):
+        return estimator._validate_data(X, y, reset=reset, **kw)
+
+
+__all__ = ["ConvexReLUClassifier", "ConvexReLURegressor"]
+
+
+class _ConvexNetwork(BaseEstimator):
+    """What the classifier and the regressor share: parameters, fitting, the decision values."""
+
+    def __init__(
+        self, *, model="relu", beta=1e-3, patterns=100, loss="squared", fit_intercept=True, random_state=None,
+        solver_options=None,
+    ):
+        self.model = model
+        self.beta = beta
+        self.patterns = patterns
+        self.loss = loss
+        self.fit_intercept = fit_intercept
+        self.random_state = random_state
+        self.solver_options = solver_options
+
+    def _check_params(self, losses):
+        if self.model not in ("relu", "gated"):
+            raise ValueError(f"model must be 'relu' or 'gated', got {self.model!r}")
+        if self.loss not in losses:
+            raise ValueError(f"loss must be one of {losses}, got {self.loss!r}")
+        if not (isinstance(self.beta, (int, float, np.floating)) and np.isfinite(self.beta) and self.beta > 0):
+            raise ValueError(f"beta must be a finite positive number, got {self.beta!r}")
+        if isinstance(self.patterns, bool) or not isinstance(self.patterns, (int, np.integer)) or self.patterns < 1:
+            raise ValueError(f"patterns must be a positive int (the number of sampled gates), got {self.patterns!r}")
+        if self.solver_options is not None and not isinstance(self.solver_options, dict):
+            raise TypeError(f"solver_options must be a dict of solver keyword arguments, got {type(self.solver_options).__name__}")
+
+    def _design(self, X):
+        """``X`` (validated) as a JAX array of the default float dtype, with the constant column."""
+        X = jnp.asarray(X, jnp.asarray(1.0).dtype)
+        if self.fit_intercept:
+            X = jnp.concatenate([X, jnp.ones((X.shape[0], 1), X.dtype)], axis=1)
+        return X
+
+    def _fit_targets(self, X, targets):
+        """Sample the gates and solve one program per target column (labels ±1 or real)."""
+        Xa = self._design(X)
+        seed = check_random_state(self.random_state).randint(0, 2**31 - 1)
+        D, G = sample_patterns(Xa, num=int(self.patterns), key=jax.random.key(seed), return_gates=True)
+        beta = Xa.shape[0] * float(self.beta)
+        opts = dict(self.solver_options or {})
+        sols = []
+        for t in targets:
+            t = jnp.asarray(t, Xa.dtype)
+            if self.model == "gated":
+                sol = solve_gated(Xa, t, D, beta=beta, loss=self.loss, throw=False, **opts)
+            else:
+                sol = solve_regularized(Xa, t, D, beta=beta, loss=self.loss, throw=False, **opts)
+            if not sol.ok:
+                warnings.warn(
+                    f"convex solver stopped with status {sol.status_name} (gap {float(sol.gap):.1e}); "
+                    "raise solver_options['max_iters'] or loosen 'tol'",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
+            sols.append(sol)
+        self.gates_ = G
+        self.solutions_ = sols
+        self.n_iter_ = np.array([int(s.iterations) for s in sols])
+        nets = [GatedNetwork(gates=G, W=s.W) if self.model == "gated" else to_network(s) for s in sols]
+        self.network_ = nets[0] if len(nets) == 1 else nets
+        return self
+
+    def _decision(self, X) -> np.ndarray:
+        """Decision values ``(n, k)``, one column per fitted program."""
+        check_is_fitted(self, "solutions_")
+        X = _validate_data(self, X, reset=False)
+        Xa = self._design(X)
+        cols = []
+        for s in self.solutions_:
+            if self.model == "gated":
+                f = gated_forward(GatedNetwork(gates=self.gates_, W=s.W.astype(Xa.dtype)), Xa)
+            else:
+                U, V = s.U.astype(Xa.dtype), s.V.astype(Xa.dtype)
+                f = jnp.sum(jax.nn.relu(Xa @ U.T), axis=1) - jnp.sum(jax.nn.relu(Xa @ V.T), axis=1)
+            cols.append(np.asarray(f, np.float64))
+        return np.stack(cols, axis=1)
+
+
+class ConvexReLUClassifier(ClassifierMixin, _ConvexNetwork):
+    """A two-layer ReLU (or gated ReLU) classifier trained by its convex program.
+
+    Parameters:
+        model: ``"relu"`` (default) or ``"gated"``.
+        beta: per-sample regularization (program ``β = n · beta``); default 1e-3.
+        patterns: number of sampled gates (distinct patterns ≤ this); default 100.
+        loss: ``"logistic"`` (default) or ``"squared"`` (on labels ±1).
+        fit_intercept: append a constant feature (neuron biases); default True.
+        random_state: seed of the gates (int, ``RandomState`` or None).
+        solver_options: keyword arguments of the solver (``tol``, ``max_iters``, ...).
+
+    Attributes:
+        classes_, n_features_in_, gates_ ``(p, d[+1])``, solutions_ (one per binary problem:
+        one for two classes, one per class otherwise, one-vs-rest), network_ (ψ's
+        :class:`convexrelu.Network`, or a list of them one-vs-rest; a :class:`GatedNetwork` for
+        ``model="gated"``), n_iter_.
+
+    Example:
+        >>> from sklearn.pipeline import make_pipeline
+        >>> from sklearn.preprocessing import StandardScaler
+        >>> clf = make_pipeline(StandardScaler(), ConvexReLUClassifier(random_state=0)).fit(X, y)
+        >>> clf.score(X_test, y_test)
+    """
+
+    def __init__(
+        self, *, model="relu", beta=1e-3, patterns=100, loss="logistic", fit_intercept=True, random_state=None,
+        solver_options=None,
+    ):
+        super().__init__(
+            model=model, beta=beta, patterns=patterns, loss=loss, fit_intercept=fit_intercept,
+            random_state=random_state, solver_options=solver_options,
+        )
+
+    def fit(self, X, y):
+        """Fit on ``X (n, d)`` and class labels ``y (n,)`` (two or more classes). Returns self."""
+        self._check_params(("logistic", "squared"))
+        X, y = _validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(f"the classifier needs at least 2 classes in y, got only {self.classes_.tolist()}")
+        if len(self.classes_) == 2:
+            targets = [np.where(y == self.classes_[1], 1.0, -1.0)]
+        else:
+            targets = [np.where(y == c, 1.0, -1.0) for c in self.classes_]
+        return self._fit_targets(X, targets)
+
+    def decision_function(self, X) -> np.ndarray:
+        """``f(x)``: shape ``(n,)`` for two classes (positive means ``classes_[1]``), else ``(n, c)``."""
+        F = self._decision(X)
+        return F[:, 0] if F.shape[1] == 1 else F
+
+    def predict(self, X) -> np.ndarray:
+        """The predicted class of each sample."""
+        F = self.decision_function(X)
+        idx = (F >= 0).astype(int) if F.ndim == 1 else np.argmax(F, axis=1)
+        return self.classes_[idx]
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class scores ``(n, c)`` summing to 1 (see the module docstring for their meaning)."""
+        F = self._decision(X)
+        P = 1.0 / (1.0 + np.exp(-F)) if self.loss == "logistic" else np.clip((1.0 + F) / 2.0, 0.0, 1.0)
+        if P.shape[1] == 1:
+            return np.concatenate([1.0 - P, P], axis=1)
+        total = P.sum(axis=1, keepdims=True)
+        return np.where(total > 0, P / np.where(total > 0, total, 1.0), 1.0 / P.shape[1])
+
+
+class ConvexReLURegressor(RegressorMixin, _ConvexNetwork):
+    """A two-layer ReLU (or gated ReLU) regressor trained by its convex program (squared loss).
+
+    Parameters: as :class:`ConvexReLUClassifier`, with ``loss="squared"`` (the only loss);
+    ``fit_intercept`` also centres ``y`` (``intercept_`` is its mean).
+
+    Attributes:
+        n_features_in_, intercept_, gates_, solutions_ (one), network_, n_iter_.
+    """
+
+    def __init__(
+        self, *, model="relu", beta=1e-3, patterns=100, loss="squared", fit_intercept=True, random_state=None,
+        solver_options=None,
+    ):
+        super().__init__(
+            model=model, beta=beta, patterns=patterns, loss=loss, fit_intercept=fit_intercept,
+            random_state=random_state, solver_options=solver_options,
+        )
+
+    def fit(self, X, y):
+        """Fit on ``X (n, d)`` and real targets ``y (n,)``. Returns self."""
+        self._check_params(("squared",))
+        X, y = _validate_data(self, X, y, dtype=np.float64, y_numeric=True)
+        self.intercept_ = float(np.mean(y)) if self.fit_intercept else 0.0
+        return self._fit_targets(X, [y - self.intercept_])
+
+    def predict(self, X) -> np.ndarray:
+        """``f(x) + intercept_``, shape ``(n,)``."""
+        return self._decision(X)[:, 0] + self.intercept_
