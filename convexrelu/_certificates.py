@@ -37,7 +37,17 @@ from ._cones import project_onto_cone
 from ._losses import LOSSES, loss_terms
 from ._network import Network, forward, param_norm_sq
 from ._patterns import enumerate_patterns, pattern_count, sample_patterns
-from ._validation import check_network, check_patterns, check_targets, check_X, check_Xy, is_concrete
+from ._validation import (
+    check_int,
+    check_key,
+    check_network,
+    check_patterns,
+    check_scalar,
+    check_targets,
+    check_X,
+    check_Xy,
+    is_concrete,
+)
 
 # Enumerate every pattern by default when Cover's count is at most this.
 _MAX_ENUMERATED = 4096
@@ -196,7 +206,9 @@ def dual_certificate(
         A :class:`DualCertificate`.
 
     Raises:
-        ValueError: on shape mismatches, non-finite ``λ``, or sampling without a ``key``.
+        ValueError: on shape mismatches, non-finite ``λ``, or sampling without a ``key``; negative
+            ``num_samples``, ``ascent_steps`` or ``max_enumerated``.
+        TypeError: a complex, float16 or non-numeric ``X`` or ``λ``; a size that is not an int.
 
     Reference: Wang & Pilanci, "The Convex Geometry of Backpropagation", arXiv 2110.06488.
 
@@ -207,9 +219,9 @@ def dual_certificate(
     X = check_X(X)
     n = X.shape[0]
     lam = check_targets(lam, n, name="lam", dtype=X.dtype)
-    for name, v in (("num_samples", num_samples), ("ascent_steps", ascent_steps), ("max_enumerated", max_enumerated)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise ValueError(f"{name} must be a nonnegative Python int, got {v!r}")
+    num_samples = check_int("num_samples", num_samples, minimum=0)
+    ascent_steps = check_int("ascent_steps", ascent_steps, minimum=0)
+    max_enumerated = check_int("max_enumerated", max_enumerated, minimum=0)
     if patterns is not None:
         return _certificate_over(X, lam, check_patterns(patterns, n), exact=False, method="given")
 
@@ -227,6 +239,7 @@ def dual_certificate(
         )
     if num_samples < 1:
         raise ValueError("num_samples must be positive when patterns are sampled")
+    key = check_key(key)
     D = check_patterns(sample_patterns(X, num=num_samples, key=key), n)
     sampled = _certificate_over(X, lam, D, exact=False, method="sampled+ascent")
     return _improve_by_ascent(X, lam, sampled, steps=ascent_steps) if ascent_steps > 0 else sampled
@@ -304,12 +317,13 @@ def regularized_certificate(
         A :class:`RegularizedCertificate`.
 
     Raises:
-        ValueError: on shape mismatches, bad labels, ``β ≤ 0`` or an unknown loss.
+        ValueError: on shape mismatches, bad labels, ``β ≤ 0`` (in any scalar form), a negative
+            ``tie_tol`` or an unknown loss.
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if not (isinstance(beta, (int, float)) and beta > 0 and math.isfinite(beta)):
-        raise ValueError(f"beta must be a positive finite number, got {beta!r}")
+    beta = check_scalar("beta", beta, lo=0.0)
+    tie_tol = check_scalar("tie_tol", tie_tol, lo=0.0, lo_closed=True)
     if loss == "squared":
         X = check_X(X)
         y = check_targets(y, X.shape[0], dtype=X.dtype)
@@ -420,8 +434,8 @@ def kkt_certificate(
     """
     X, y = check_Xy(X, y)
     check_network(net, X.shape[1])
-    if not (support_tol >= 0 and tie_tol >= 0):
-        raise ValueError("support_tol and tie_tol must be nonnegative")
+    support_tol = check_scalar("support_tol", support_tol, lo=0.0, lo_closed=True)
+    tie_tol = check_scalar("tie_tol", tie_tol, lo=0.0, lo_closed=True)
     net = jax.tree_util.tree_map(lambda a: jnp.asarray(a).astype(X.dtype), net)
     q = y * forward(net, X)
     qmin = float(jnp.min(q))

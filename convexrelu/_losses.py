@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from ._network import Network, forward, neuron_patterns, param_norm_sq
-from ._validation import check_network, check_Xy, check_X, check_targets
+from ._validation import check_network, check_scalar, check_targets, check_X, check_Xy
 
 LossName = Literal["logistic", "exponential", "squared"]
 LOSSES = ("logistic", "exponential", "squared")
@@ -97,12 +97,18 @@ def log_loss_value(f, y, loss: LossName = "logistic", *, reduction: str = "sum")
 
 def _net_loss(net, X, y, loss, reduction):
     X = check_X(X)
-    check_network(net, X.shape[1])
+    net = check_network(net, X.shape[1])
     if loss == "squared":
         y = check_targets(y, X.shape[0], dtype=X.dtype)
     else:
         X, y = check_Xy(X, y)
     return loss_value(forward(net, X), y, loss, reduction=reduction)
+
+
+def _checked(net, X, y, *, nonzero: str | None = None):
+    """``(net, X, y)`` checked for a labelled (±1) quantity; ``nonzero`` refuses a zero network."""
+    X, y = check_Xy(X, y)
+    return check_network(net, X.shape[1], nonzero=nonzero), X, y
 
 
 def logistic_loss(net: Network, X, y, *, reduction: str = "sum") -> Float[Array, ""]:
@@ -122,26 +128,40 @@ def squared_loss(net: Network, X, y, *, reduction: str = "sum") -> Float[Array, 
 
 def log_loss(net: Network, X, y, *, loss: LossName = "logistic") -> Float[Array, ""]:
     """``log 𝓛(θ)`` of the summed loss, computed in log space (finite when 𝓛 underflows)."""
-    X, y = check_Xy(X, y)
-    check_network(net, X.shape[1])
+    net, X, y = _checked(net, X, y)
     return log_loss_value(forward(net, X), y, loss)
 
 
 def regularized_objective(
     net: Network, X, y, *, beta: float, loss: LossName = "logistic", reduction: str = "sum"
 ) -> Float[Array, ""]:
-    """Regularized objective ``ℓ(f(θ; X), y) + β/2 ‖θ‖²`` (Wang, Lacotte & Pilanci, arXiv 2006.05900)."""
+    """Regularized objective ``ℓ(f(θ; X), y) + β/2 ‖θ‖²`` (Wang, Lacotte & Pilanci, arXiv 2006.05900).
+
+    Raises:
+        TypeError, ValueError: bad data or network (see :func:`logistic_loss`), ``beta`` not a
+            finite number ``≥ 0`` (Python, NumPy or JAX scalar; a traced one is checked by
+            ``eqx.error_if``), an unknown loss or reduction.
+    """
+    beta = check_scalar("beta", beta, lo=0.0, lo_closed=True, traced=True)
     return _net_loss(net, X, y, _check_loss(loss), reduction) + 0.5 * beta * param_norm_sq(net)
 
 
 def normalized_margin(net: Network, X, y) -> Float[Array, ""]:
     """Normalized margin ``γ(θ) = min_i y_i f(θ; x_i) / ‖θ‖²`` (Lyu & Li, L = 2).
 
-    Invariant to ``θ → cθ`` for ``c > 0``; positive iff the network separates the data.
+    Invariant to ``θ → cθ`` for ``c > 0``; positive iff the network separates the data. Computed
+    on ``θ / max|θ|`` (the same margin), so that weights near the float range's ends (1e±150)
+    neither overflow nor underflow ``‖θ‖²``.
+
+    Raises:
+        TypeError, ValueError: bad shapes, dtypes, labels not ±1, NaN data or weights, and a
+            zero network (``‖θ‖ = 0``: the margin is undefined; ``eqx.error_if`` under ``jit``).
     """
-    X, y = check_Xy(X, y)
-    check_network(net, X.shape[1])
-    return margin_of_outputs(forward(net, X), y, param_norm_sq(net))
+    net, X, y = _checked(net, X, y, nonzero="its normalized margin min_i y_i f_i / ‖θ‖²")
+    top = jnp.maximum(jnp.max(jnp.abs(net.W1), initial=0), jnp.max(jnp.abs(net.w2), initial=0))
+    top = jnp.where(top > 0, top, jnp.ones_like(top))
+    unit = Network(net.W1 / top, net.w2 / top)  # 2-homogeneous: γ(cθ) = γ(θ)
+    return margin_of_outputs(forward(unit, X), y, param_norm_sq(unit))
 
 
 def margin_of_outputs(f, y, norm_sq) -> Float[Array, ""]:
@@ -171,11 +191,14 @@ def smoothed_margin(net: Network, X, y, *, loss: LossName = "logistic") -> Float
     ``ℓ^{-1}(s) ≥ -log s - s``; the ``+ 𝓛`` is needed). Meaningful once ``𝓛 < ℓ(0)``; above
     that it is negative.
 
+    Raises:
+        TypeError, ValueError: bad shapes, dtypes, labels not ±1, NaN data or weights, an unknown
+            loss, and a zero network (``‖θ‖ = 0``: undefined; ``eqx.error_if`` under ``jit``).
+
     Example:
         >>> gamma_tilde = smoothed_margin(net, X, y)
     """
-    X, y = check_Xy(X, y)
-    check_network(net, X.shape[1])
+    net, X, y = _checked(net, X, y, nonzero="its smoothed margin ℓ^{-1}(𝓛) / ‖θ‖²")
     f = forward(net, X)
     return smoothed_margin_of_log_loss(log_loss_value(f, y, loss), param_norm_sq(net), loss)
 
@@ -187,8 +210,7 @@ def neuron_alignment(net: Network, X, y) -> Float[Array, " m"]:
     ``s_i Xᵀ D(w_i) y`` (Wang & Pilanci, arXiv 2110.06488, §4), so the cosine tends to 1. A neuron
     whose target direction or weight vanishes gets cosine 0.
     """
-    X, y = check_Xy(X, y)
-    check_network(net, X.shape[1])
+    net, X, y = _checked(net, X, y)
     D = neuron_patterns(net, X).astype(X.dtype)  # (m, n)
     s = jnp.sign(net.w2)
     target = s[:, None] * ((D * y[None, :]) @ X)  # (m, d)

@@ -29,8 +29,8 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from ._cones import project_onto_cone
 from ._network import Network
 from ._programs import cone_violation
-from ._solution import RESULTS, ConvexSolution
-from ._validation import check_network, check_patterns, check_X, is_concrete
+from ._solution import RESULTS, ConvexSolution, status_name
+from ._validation import check_int, check_key, check_network, check_patterns, check_scalar, check_X, is_concrete
 
 
 def _check_solution(sol) -> None:
@@ -45,13 +45,28 @@ def _check_solution(sol) -> None:
         raise ValueError("the solution's blocks U, V contain NaN or infinite entries")
 
 
+def _check_status(sol: ConvexSolution, allow_inexact: bool, what: str) -> None:
+    """Refuse a solution whose status is not optimal, unless ``allow_inexact``: its blocks are not
+    a solution of the program (infeasible: a Farkas ray's by-products; else an unfinished iterate)."""
+    if allow_inexact or not is_concrete(sol.status):
+        return
+    code = int(np.asarray(sol.status))
+    if code == RESULTS.optimal:
+        return
+    name = status_name(code)
+    raise ValueError(
+        f"{what} of a solution with status {name!r}, not 'optimal' ({RESULTS(code).message}); "
+        "pass allow_inexact=True to map its blocks anyway"
+    )
+
+
 def _check_tol(name, tol) -> float:
-    if not (isinstance(tol, (int, float)) and 0 <= tol < 1):
-        raise ValueError(f"{name} must be a number in [0, 1), got {tol!r}")
-    return float(tol)
+    return check_scalar(name, tol, lo=0.0, hi=1.0, lo_closed=True)
 
 
-def to_network(sol: ConvexSolution, *, tol: float = 1e-9, pad_to: int | None = None) -> Network:
+def to_network(
+    sol: ConvexSolution, *, tol: float = 1e-9, pad_to: int | None = None, allow_inexact: bool = False
+) -> Network:
     """ψ: the network of a convex solution, one neuron per nonzero block.
 
     Block ``u_j`` → neuron ``(u_j / √‖u_j‖, +√‖u_j‖)``, block ``v_j`` → ``(v_j / √‖v_j‖, -√‖v_j‖)``.
@@ -65,6 +80,9 @@ def to_network(sol: ConvexSolution, *, tol: float = 1e-9, pad_to: int | None = N
         sol: one :class:`ConvexSolution`.
         tol: blocks with norm ``≤ tol · max_k ‖block_k‖`` are treated as zero and dropped.
         pad_to: if given, append zero neurons up to exactly ``pad_to`` neurons (a fixed width).
+        allow_inexact: map a solution whose status is not ``optimal`` (``max_iters``,
+            ``inaccurate``, even ``infeasible``) too; by default that is an error, since its
+            blocks are not an optimal solution and the network would not be optimal.
 
     Returns:
         A :class:`Network` with ``W1 (d, m)``: positive blocks first (in pattern order), then
@@ -72,14 +90,16 @@ def to_network(sol: ConvexSolution, *, tol: float = 1e-9, pad_to: int | None = N
 
     Raises:
         TypeError: ``sol`` is not a ConvexSolution.
-        ValueError: batched solution, non-finite blocks, bad ``tol``, or ``pad_to`` smaller than
-            the number of nonzero blocks.
+        ValueError: a status other than optimal (without ``allow_inexact``), a batched solution,
+            non-finite blocks, bad ``tol``, or ``pad_to`` smaller than the number of nonzero
+            blocks.
 
     Example:
         >>> net = to_network(sol)
         >>> jnp.allclose(forward(net, X), convex_fit)
     """
     _check_solution(sol)
+    _check_status(sol, allow_inexact, "to_network")
     tol = _check_tol("tol", tol)
     U, V = np.asarray(sol.U), np.asarray(sol.V)
     dtype = sol.U.dtype
@@ -95,8 +115,9 @@ def to_network(sol: ConvexSolution, *, tol: float = 1e-9, pad_to: int | None = N
     w2 = np.concatenate(w2)
     m = w2.shape[0]
     if pad_to is not None:
-        if not isinstance(pad_to, int) or isinstance(pad_to, bool) or pad_to < m or pad_to <= 0:
-            raise ValueError(f"pad_to must be a Python int ≥ the {m} nonzero blocks (and > 0), got {pad_to!r}")
+        if check_int("pad_to", pad_to) < m:
+            raise ValueError(f"pad_to must be an int ≥ the {m} nonzero blocks (and > 0), got {pad_to!r}")
+        pad_to = int(pad_to)
         W1 = np.concatenate([W1, np.zeros((W1.shape[0], pad_to - m))], axis=1)
         w2 = np.concatenate([w2, np.zeros(pad_to - m)])
     return Network(jnp.asarray(W1, dtype), jnp.asarray(w2, dtype))
@@ -150,7 +171,8 @@ def to_convex(net: Network, X: Float[Array, "n d"], *, tol: float = 0.0) -> Conv
         violation (zero up to rounding), ``program="max-margin"``.
 
     Raises:
-        ValueError: on shape mismatches or a bad ``tol``.
+        ValueError: on shape mismatches, NaN weights, blocks that overflow the float range, or a
+            bad ``tol``.
     """
     X = check_X(X)
     check_network(net, X.shape[1])
@@ -161,6 +183,11 @@ def to_convex(net: Network, X: Float[Array, "n d"], *, tol: float = 0.0) -> Conv
     if not (np.all(np.isfinite(W1)) and np.all(np.isfinite(w2))):
         raise ValueError("the network has NaN or infinite weights")
     size = np.linalg.norm(W1, axis=0) * np.abs(w2)
+    if not np.all(np.isfinite(size)):
+        raise ValueError(
+            "the network's blocks |w2_i| W1[:, i] overflow the float range (weights too large): rescale "
+            "it (the convex blocks of cθ are c² times those of θ)"
+        )
     top = size.max(initial=0.0)
     alive = (size > tol * top) & (size > 0)
     n, d = Xn.shape
@@ -215,10 +242,10 @@ def split(
     if (weights is None) == (num is None):
         raise ValueError("pass exactly one of weights= or num= (with key=)")
     if num is not None:
-        if not isinstance(num, int) or isinstance(num, bool) or num <= 0:
-            raise ValueError(f"num must be a positive Python int, got {num!r}")
+        num = check_int("num", num)
         if key is None:
             raise ValueError("split(num=...) needs key= for the random fractions")
+        key = check_key(key)
         E = jax.random.exponential(key, (m, num), dtype)  # E / ΣE is flat-Dirichlet distributed
         G = E / jnp.sum(E, axis=1, keepdims=True)
     else:
@@ -261,6 +288,7 @@ def prune(
     tol: float = 1e-10,
     zero_tol: float = 0.0,
     cone_project: bool = True,
+    allow_inexact: bool = False,
 ) -> ConvexSolution:
     """Carathéodory reduction: at most ``n`` active blocks, same fit, objective not increased.
 
@@ -286,6 +314,8 @@ def prune(
         zero_tol: blocks with ``‖b‖ ≤ zero_tol · max_k ‖b_k‖`` are zeroed first.
         cone_project: first project every block that violates its cone onto it (solvers
             return blocks ~1e-10 outside; the fit moves by that much).
+        allow_inexact: prune a solution whose status is not ``optimal`` too (by default an
+            error: the reduction keeps the objective of an optimum, not of an unfinished iterate).
 
     Returns:
         The solution with the reduced ``U, V`` (same patterns, other fields kept) and ``value``
@@ -296,9 +326,11 @@ def prune(
 
     Raises:
         TypeError: ``sol`` is not a ConvexSolution.
-        ValueError: shape mismatches between ``sol`` and ``X``, non-finite blocks, bad ``tol``.
+        ValueError: a status other than optimal (without ``allow_inexact``), shape mismatches
+            between ``sol`` and ``X``, non-finite blocks, bad ``tol``.
     """
     _check_solution(sol)
+    _check_status(sol, allow_inexact, "prune")
     X = check_X(X)
     tol = _check_tol("tol", tol)
     zero_tol = _check_tol("zero_tol", zero_tol)

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
+from ._validation import check_dtype, check_int, check_key, check_network, check_scalar, check_X
+
 
 class Network(eqx.Module):
     """Parameters ``θ = (W1, w2)`` of ``f(θ; X) = relu(X W1) w2``.
@@ -30,12 +32,6 @@ class Network(eqx.Module):
     @property
     def m(self) -> int:
         return self.W1.shape[-1]
-
-
-def _check_int(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{name} must be a positive Python int, got {value!r}")
-    return value
 
 
 def init_network(
@@ -59,19 +55,26 @@ def init_network(
         scale: standard deviation of the entries (small scale = "small initialization").
         balanced: make every neuron balanced.
         key: a JAX PRNG key.
-        dtype: float dtype; defaults to JAX's default float (float64 when x64 is on).
+        dtype: float32 or float64; defaults to JAX's default float (float64 when x64 is on).
 
     Returns:
         A :class:`Network` with ``W1 (d, m)`` and ``w2 (m,)``.
 
+    Raises:
+        TypeError: ``d`` or ``m`` not an int, ``scale`` not a real number (Python, NumPy or JAX
+            scalar), ``key`` not a PRNG key, ``dtype`` other than float32/float64.
+        ValueError: ``d`` or ``m`` below 1; ``scale`` not finite and positive.
+
     Example:
         >>> net = init_network(5, 50, scale=1e-3, key=jax.random.key(0))
     """
-    d = _check_int("d", d)
-    m = _check_int("m", m)
-    if not scale > 0:
-        raise ValueError(f"scale must be positive, got {scale!r}")
-    dtype = jnp.zeros(()).dtype if dtype is None else jnp.dtype(dtype)
+    d = check_int("d", d)
+    m = check_int("m", m)
+    scale = check_scalar("scale", scale, lo=0.0, traced=True)  # a traced scale: vmap over scales
+    dtype = check_dtype(dtype)
+    key = check_key(key)
+    if not isinstance(scale, float):
+        scale = scale.astype(dtype)  # a traced scale follows the network's dtype
     k1, k2 = jax.random.split(key)
     W1 = scale * jax.random.normal(k1, (d, m), dtype)
     if balanced:
@@ -82,18 +85,37 @@ def init_network(
     return Network(W1, w2)
 
 
+def _checked(net: Network, X=None):
+    """``(net, X)`` checked (:mod:`convexrelu._validation`): shapes, dtypes, finite values."""
+    if X is None:
+        return check_network(net, (jnp.shape(getattr(net, "W1", None)) or (0,))[0]), None
+    X = check_X(X)
+    return check_network(net, X.shape[1]), X
+
+
 def hidden(net: Network, X: Float[Array, "n d"]) -> Float[Array, "n m"]:
-    """Hidden-layer activations ``relu(X W1)``."""
+    """Hidden-layer activations ``relu(X W1)``, shape ``(n, m)``.
+
+    Raises:
+        TypeError, ValueError: bad ``X`` or network (shapes, dtypes, NaN or infinite entries).
+    """
+    net, X = _checked(net, X)
     return jax.nn.relu(X @ net.W1)
 
 
 def forward(net: Network, X: Float[Array, "n d"]) -> Float[Array, " n"]:
-    """Network output ``f(θ; X) = relu(X W1) w2``, shape ``(n,)``."""
-    return hidden(net, X) @ net.w2
+    """Network output ``f(θ; X) = relu(X W1) w2``, shape ``(n,)``.
+
+    Raises:
+        TypeError, ValueError: bad ``X`` or network (shapes, dtypes, NaN or infinite entries).
+    """
+    net, X = _checked(net, X)
+    return jax.nn.relu(X @ net.W1) @ net.w2
 
 
 def param_norm_sq(net: Network) -> Float[Array, ""]:
     """Squared parameter norm ``‖θ‖² = ‖W1‖_F² + ‖w2‖²``."""
+    net, _ = _checked(net)
     return jnp.sum(net.W1**2) + jnp.sum(net.w2**2)
 
 
@@ -105,6 +127,7 @@ def balance(net: Network) -> Network:
     ``2 Σ_i ‖W1[:, i]‖ |w2[i]|``, its minimum over such rescalings (AM-GM). Dead neurons (either
     factor zero) are set to zero.
     """
+    net, _ = _checked(net)
     a = jnp.linalg.norm(net.W1, axis=0)
     b = jnp.abs(net.w2)
     alive = (a > 0) & (b > 0)
@@ -116,4 +139,5 @@ def balance(net: Network) -> Network:
 
 def neuron_patterns(net: Network, X: Float[Array, "n d"]) -> Bool[Array, "m n"]:
     """Activation pattern of each neuron on ``X``: ``D(w_i) = 1[X W1[:, i] ≥ 0]``, shape ``(m, n)``."""
+    net, X = _checked(net, X)
     return (X @ net.W1).T >= 0

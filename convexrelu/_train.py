@@ -31,7 +31,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from ._losses import log_loss_value, smoothed_margin_of_log_loss
 from ._network import Network
-from ._validation import check_network, check_Xy
+from ._validation import check_int, check_network, check_scalar, check_Xy
 
 Schedule = Literal["constant", "loss-based"]
 SCHEDULES = ("constant", "loss-based")
@@ -88,12 +88,18 @@ class TrainResult(eqx.Module):
             ...)`` to continue (chunked calls equal one long call when each chunk's ``steps``
             is a multiple of ``record_every``).
         diverged: ``True`` when a parameter or the loss became NaN or infinite.
+        stalled: ``True`` when the loss did not move over the call: ``log 𝓛`` at the end equals
+            its value at the start. With the loss-based schedule every step was rejected (e.g. in
+            float32 from a tiny initialization, where one step changes ``𝓛`` by less than its
+            rounding); with a constant step, the step is below the loss's resolution. Raise
+            ``lr``/``scale`` or train in float64.
     """
 
     net: Network
     history: TrainHistory
     state: TrainState
     diverged: Bool[Array, ""]
+    stalled: Bool[Array, ""]
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,6 +220,7 @@ class _GroupResult(NamedTuple):
     opt_state: Any
     history: TrainHistory
     diverged: Array
+    stalled: Array
 
 
 def _initial_carry(setup: _GroupSetup, W, a, alpha, step0, opt_state) -> _GroupCarry:
@@ -335,6 +342,7 @@ def _train_and_record(setup: _GroupSetup, record_every: int, carry: _GroupCarry,
 def _train_group(setup: _GroupSetup, W, a, alpha, step0, opt_state, *, steps: int, record_every: int) -> _GroupResult:
     """Run ``steps`` steps of the ``r`` fused networks of ``setup``, recording every ``record_every``."""
     carry = _initial_carry(setup, W, a, alpha, step0, opt_state)
+    log_L0 = carry.log_L
     num, rem = divmod(steps, record_every)
     carry, hist = jax.lax.scan(functools.partial(_train_and_record, setup, record_every), carry, None, length=num)
     if rem:
@@ -354,6 +362,7 @@ def _train_group(setup: _GroupSetup, W, a, alpha, step0, opt_state, *, steps: in
         opt_state=carry.opt_state,
         history=hist,
         diverged=~(finite & jnp.isfinite(log_L)),
+        stalled=log_L == log_L0,
     )
 
 
@@ -418,6 +427,7 @@ def _train_fused(W1, w2, X, y, alpha, alpha_max, step0, opt_state, *, group, ste
         history=_merge_group_histories(out.history, r),
         state=TrainState(step=out.step[0], alpha=out.alpha.reshape(r), opt_state=merge(out.opt_state)),
         diverged=out.diverged.reshape(r),
+        stalled=out.stalled.reshape(r),
     )
 
 
@@ -427,24 +437,20 @@ def _train_fused(W1, w2, X, y, alpha, alpha_max, step0, opt_state, *, group, ste
 
 
 def _check_options(steps, record_every, schedule, loss, lr, optimizer, max_alpha):
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps <= 0:
-        raise ValueError(f"steps must be a positive Python int, got {steps!r}")
-    if record_every is None:
-        record_every = min(steps, 100)
-    if not isinstance(record_every, int) or isinstance(record_every, bool) or record_every <= 0:
-        raise ValueError(f"record_every must be a positive Python int, got {record_every!r}")
+    """``(steps, record_every, lr, max_alpha)`` checked; ``lr`` and ``max_alpha`` in any scalar form
+    (Python, NumPy, JAX; a traced one through ``eqx.error_if``)."""
+    steps = check_int("steps", steps)
+    record_every = min(steps, 100) if record_every is None else check_int("record_every", record_every)
     record_every = min(record_every, steps)
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     if loss not in TRAIN_LOSSES:
         raise ValueError(f"loss must be one of {TRAIN_LOSSES} for training, got {loss!r}")
-    if isinstance(lr, (int, float)) and not isinstance(lr, bool) and not lr > 0:
-        raise ValueError(f"lr must be positive, got {lr!r}")
-    if not max_alpha > 0:
-        raise ValueError(f"max_alpha must be positive, got {max_alpha!r}")
+    lr = check_scalar("lr", lr, lo=0.0, traced=True)
+    max_alpha = check_scalar("max_alpha", max_alpha, lo=0.0, finite=False, traced=True)
     if optimizer is not None and not (hasattr(optimizer, "init") and hasattr(optimizer, "update")):
         raise TypeError(f"optimizer must be an optax.GradientTransformation, got {type(optimizer).__name__}")
-    return record_every
+    return steps, record_every, lr, max_alpha
 
 
 def _check_state(state, *, batch, dtype):
@@ -526,17 +532,19 @@ def train(
             previous ``result.net``); ``lr`` is ignored when it is given.
 
     Returns:
-        A :class:`TrainResult` ``(net, history, state, diverged)``.
+        A :class:`TrainResult` ``(net, history, state, diverged, stalled)``.
 
     Raises:
-        ValueError: bad shapes, labels not ±1, NaN/infinite data, ``steps <= 0``, an unknown
-            schedule or loss. TypeError: a network of another dtype than ``X``, a bad optimizer.
+        ValueError: bad shapes, labels not ±1, NaN/infinite data or weights, ``steps <= 0``,
+            ``lr`` or ``max_alpha`` not positive (in any scalar form: Python, NumPy or JAX; a
+            traced one through ``eqx.error_if``), an unknown schedule or loss.
+        TypeError: a network of another dtype than ``X``, a bad optimizer, ``steps`` not an int.
 
     Example:
         >>> res = train(net, X, y, steps=2_000, schedule="loss-based")
         >>> res.history.normalized_margin[-1]
     """
-    record_every = _check_options(steps, record_every, schedule, loss, lr, optimizer, max_alpha)
+    steps, record_every, lr, max_alpha = _check_options(steps, record_every, schedule, loss, lr, optimizer, max_alpha)
     X, y = _check_data(net, X, y, batched=False)
     if state is None:
         state = TrainState(
@@ -575,7 +583,9 @@ def train(
         rejected=hist.rejected[:, 0],
     )
     new_state = TrainState(step=fused.state.step, alpha=fused.state.alpha[0], opt_state=only_run(fused.state.opt_state))
-    return TrainResult(net=only_run(fused.net), history=history, state=new_state, diverged=fused.diverged[0])
+    return TrainResult(
+        net=only_run(fused.net), history=history, state=new_state, diverged=fused.diverged[0], stalled=fused.stalled[0]
+    )
 
 
 def train_many(
@@ -614,7 +624,7 @@ def train_many(
 
     Returns:
         A batched :class:`TrainResult`: ``net`` ``(r, d, m)/(r, m)``, history fields ``(r, k)``,
-        ``state`` with leading axis ``r``, ``diverged (r,)``.
+        ``state`` with leading axis ``r``, ``diverged (r,)``, ``stalled (r,)``.
 
     Raises:
         As :func:`train`, and ValueError when ``nets`` is not batched.
@@ -624,13 +634,11 @@ def train_many(
         >>> nets = jax.vmap(lambda k: init_network(5, 50, scale=1e-3, key=k))(keys)
         >>> res = train_many(nets, X, y, steps=5_000, schedule="loss-based")
     """
-    record_every = _check_options(steps, record_every, schedule, loss, lr, optimizer, max_alpha)
+    steps, record_every, lr, max_alpha = _check_options(steps, record_every, schedule, loss, lr, optimizer, max_alpha)
     X, y = _check_data(nets, X, y, batched=True)
     r, _, m = nets.W1.shape
-    if group_size is not None and (
-        not isinstance(group_size, int) or isinstance(group_size, bool) or group_size <= 0 or r % group_size
-    ):
-        raise ValueError(f"group_size must be a positive Python int dividing r = {r}, got {group_size!r}")
+    if group_size is not None and r % check_int("group_size", group_size):
+        raise ValueError(f"group_size must be a positive int dividing r = {r}, got {group_size!r}")
     if state is None:
         state = TrainState(
             jnp.zeros((r,), jnp.asarray(0).dtype),
@@ -668,4 +676,4 @@ def train_many(
         rejected=hist.rejected.T,
     )
     new_state = TrainState(step=jnp.full((r,), fused.state.step), alpha=fused.state.alpha, opt_state=fused.state.opt_state)
-    return TrainResult(net=fused.net, history=history, state=new_state, diverged=fused.diverged)
+    return TrainResult(net=fused.net, history=history, state=new_state, diverged=fused.diverged, stalled=fused.stalled)

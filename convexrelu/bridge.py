@@ -209,6 +209,8 @@ def _check_inputs(X, y, D, name, beta, *, batched=False):
         bv = np.asarray(jax.lax.stop_gradient(b))
         if not np.all(np.isfinite(bv)) or np.any(bv <= 0):
             raise ValueError(f"beta must be finite and > 0, got {bv.tolist()}")
+    if not jnp.issubdtype(Xa.dtype, jnp.floating):  # integer data: cast (the _validation policy)
+        Xa = Xa.astype(jnp.zeros(()).dtype)
     return Xa, ya.astype(Xa.dtype), Da, b
 
 

@@ -229,8 +229,10 @@ def test_bad_inputs_refused():
         cr.smoothed_margin(net, X, y, loss="squared")
     with pytest.raises(ValueError, match="reduction"):
         cr.logistic_loss(net, X, y, reduction="max")
-    for bad in (0, -1, 2.0):
-        with pytest.raises(ValueError):
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="m must be an int"):
             cr.init_network(D, bad, key=jax.random.key(0))
+    with pytest.raises(TypeError, match="m must be an int"):
+        cr.init_network(D, 2.0, key=jax.random.key(0))
     with pytest.raises(ValueError, match="scale"):
         cr.init_network(D, M, scale=0.0, key=jax.random.key(0))

@@ -239,8 +239,11 @@ def test_sampling_refuses_bad_data():
         cr.sample_patterns(jnp.asarray(X), num=10, key=jax.random.key(0))
     with pytest.raises(ValueError, match="2-D"):
         cr.sample_patterns(jnp.ones(5), num=10, key=jax.random.key(0))
-    with pytest.raises(TypeError, match="floating"):
-        cr.sample_patterns(jnp.ones((5, 2), dtype=jnp.int32), num=10, key=jax.random.key(0))
+    with pytest.raises(TypeError, match="float16"):
+        cr.sample_patterns(jnp.ones((5, 2), dtype=jnp.float16), num=10, key=jax.random.key(0))
+    Xi = jnp.asarray([[1, 2], [-1, 0], [0, 3], [2, -1], [-2, -2]], dtype=jnp.int32)  # documented cast to float
+    Di = cr.sample_patterns(Xi, num=10, key=jax.random.key(0))
+    assert np.array_equal(np.asarray(Di), np.asarray(cr.sample_patterns(Xi.astype(float), num=10, key=jax.random.key(0))))
     with pytest.raises(ValueError, match="chunk_size"):
         cr.sample_patterns(_gaussian(5, 2, 0), num=10, key=jax.random.key(0), chunk_size=0)
     with pytest.raises(ValueError, match="NaN"):

@@ -225,8 +225,11 @@ def test_bad_inputs_refused():
         cr.train(net, X.at[0, 0].set(jnp.nan), y, steps=10)
     with pytest.raises(ValueError, match="d = "):
         cr.train(_net(d=D + 1), X, y, steps=10)
-    for steps in (0, -3, 2.5, True):
+    for steps in (0, -3):
         with pytest.raises(ValueError, match="steps"):
+            cr.train(net, X, y, steps=steps)
+    for steps in (2.5, True):
+        with pytest.raises(TypeError, match="steps"):
             cr.train(net, X, y, steps=steps)
     with pytest.raises(ValueError, match="record_every"):
         cr.train(net, X, y, steps=10, record_every=0)
