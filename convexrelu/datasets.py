@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, PRNGKeyArray
 
-from ._validation import check_X, check_Xy
+from ._validation import check_dtype, check_int, check_key, check_scalar, check_Xy
 
 __all__ = [
     "DATASETS",
@@ -44,16 +44,12 @@ _MAX_TRIES = 100
 
 
 def _positive_int(name: str, value: object, minimum: int = 1) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a Python int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int ≥ {minimum}, got {value!r}")
-    return int(value)
+    return check_int(name, value, minimum=minimum)
 
 
 def _resolve_dtype(dtype):
-    """``dtype``, or JAX's default float dtype (float64 under x64) when it is ``None``."""
-    return jnp.zeros(()).dtype if dtype is None else jnp.dtype(dtype)
+    """``dtype`` (float32 or float64), or JAX's default float dtype when it is ``None``."""
+    return check_dtype(dtype)
 
 
 # ------------------------------------------------------------------ orthogonally separable
@@ -147,8 +143,9 @@ def orthogonally_separable(
     """
     n = _positive_int("n", n, 2)
     d = _positive_int("d", d, 1)
-    if not math.pi / 2 < angle <= math.pi:
-        raise ValueError(f"angle must be in (π/2, π], got {angle!r}")
+    angle = check_scalar("angle", angle, lo=math.pi / 2, hi=math.pi, hi_closed=True)
+    spread = check_scalar("spread", spread)
+    min_gap = check_scalar("min_gap", min_gap)
     if not 0 <= spread < min(math.pi / 4, (angle - math.pi / 2) / 2):
         raise ValueError(
             f"spread must be in [0, min(π/4, (angle - π/2)/2)) = [0, "
@@ -157,6 +154,7 @@ def orthogonally_separable(
     if not 0 <= min_gap < 1:
         raise ValueError(f"min_gap must be in [0, 1), got {min_gap!r}")
     dtype = _resolve_dtype(dtype)
+    key = check_key(key)
     if d == 1:
         # the two half-lines; the gap is |cos| = 1
         angle = math.pi
@@ -252,9 +250,9 @@ def teacher(
     n = _positive_int("n", n, 2)
     d = _positive_int("d", d, 1)
     m = _positive_int("m_teacher", m_teacher, 2)
-    if not min_margin >= 0:
-        raise ValueError(f"min_margin must be ≥ 0, got {min_margin!r}")
+    min_margin = check_scalar("min_margin", min_margin, lo=0.0, lo_closed=True)
     dtype = _resolve_dtype(dtype)
+    key = check_key(key)
     rng = _rng(key)
     W = rng.standard_normal((d, m)) / math.sqrt(d)
     a = np.where(np.arange(m) % 2 == 0, 1.0, -1.0)
@@ -317,6 +315,7 @@ def two_d(
     if kind not in TWO_D_KINDS:
         raise ValueError(f"kind must be one of {TWO_D_KINDS}, got {kind!r}")
     n = _positive_int("n", n, 2)
+    key = check_key(key)
     if kind == "orthogonal":
         return orthogonally_separable(n, 2, key=key, dtype=dtype)
     if kind == "teacher":
@@ -401,66 +400,146 @@ def load(name: str, *, dtype=None) -> tuple[Float[Array, "n d"], Float[Array, " 
     return jnp.asarray(X, dtype=dtype), jnp.asarray(y, dtype=dtype)
 
 
-def _binary_labels(t: np.ndarray) -> np.ndarray:
+def _binary_labels(t: np.ndarray, path: str) -> np.ndarray:
+    if np.iscomplexobj(t):
+        raise ValueError(f"{path}: the labels y are complex ({t.dtype}); labels must be real")
+    if not (np.issubdtype(t.dtype, np.number) or t.dtype == np.bool_):
+        raise ValueError(f"{path}: the labels y must be numeric, got dtype {t.dtype}")
+    t = np.asarray(t, dtype=np.float64)
     if not np.all(np.isfinite(t)):
-        raise ValueError("labels contain NaN or infinite values")
+        raise ValueError(f"{path}: labels contain NaN or infinite values")
     classes = np.unique(t)
     if classes.shape[0] != 2:
         raise ValueError(
-            f"labels must have exactly two classes, found {classes.shape[0]}: "
+            f"{path}: labels must have exactly two classes, found {classes.shape[0]}: "
             f"{classes[:10].tolist()}"
         )
     return np.where(t == classes[1], 1.0, -1.0)  # {0,1} → {-1,+1}; smaller class value → -1
 
 
+def _read_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """``X, y`` of an ``.npz`` file; a file that is not one (empty, corrupt) is named as such."""
+    import zipfile
+
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{path}: the file is empty")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a valid .npz archive (corrupt, or another format)")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in ("X", "y") if k not in f.files]
+            if missing:
+                raise ValueError(f"{path}: .npz must contain arrays 'X' and 'y', missing {missing}")
+            return np.asarray(f["X"]), np.asarray(f["y"])
+    except (zipfile.BadZipFile, EOFError, KeyError) as err:
+        raise ValueError(f"{path}: not a valid .npz archive (corrupt?): {err}") from None
+    except ValueError as err:
+        if str(err).startswith(path):
+            raise
+        raise ValueError(f"{path}: cannot read the .npz arrays (object arrays or corrupt data): {err}") from None
+
+
+def _csv_fields(line: str) -> list[str]:
+    return [v.strip() for v in line.split(",")]
+
+
+def _parse_number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _read_csv(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """``X, y`` of a ``.csv`` file (last column the label), parsed strictly: a first line is a
+    header only when none of its fields is a number, and every other line must be numbers."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text CSV file (binary or corrupt content)") from None
+    lines = [(k + 1, ln) for k, ln in enumerate(text.splitlines()) if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise ValueError(f"{path}: the file is empty (no data rows)")
+    first_line = lines[0][0]
+    first = [_parse_number(v) for v in _csv_fields(lines[0][1])]
+    if all(v is None for v in first):
+        lines = lines[1:]  # a header: no field of it is a number
+        if not lines:
+            raise ValueError(f"{path}: the file has a header line but no data rows")
+    width = len(_csv_fields(lines[0][1]))
+    rows = []
+    for lineno, line in lines:
+        fields = _csv_fields(line)
+        if len(fields) != width:
+            raise ValueError(f"{path}, line {lineno}: {len(fields)} fields, expected {width} like the first data row")
+        vals = [_parse_number(v) for v in fields]
+        bad = [k for k, v in enumerate(vals) if v is None]
+        if bad:
+            k = bad[0]
+            hint = " (a header line must have no numeric field)" if lineno == first_line else ""
+            if any(c in fields[k] for c in ";\t"):
+                hint = " (fields must be separated by commas)"
+            raise ValueError(f"{path}, line {lineno}, column {k + 1}: {fields[k]!r} is not a real number{hint}")
+        rows.append(vals)
+    data = np.asarray(rows, dtype=np.float64)
+    if data.shape[1] < 2:
+        raise ValueError(f"{path}: no feature columns: a .csv needs at least one feature column and a label column")
+    return data[:, :-1], data[:, -1]
+
+
 def load_file(path: str | os.PathLike, *, dtype=None) -> tuple[Float[Array, "n d"], Float[Array, " n"]]:
     """A binary dataset from a ``.npz`` (arrays ``X``, ``y``) or ``.csv`` (last column = label).
 
-    CSV files are comma separated with an optional header line (detected: a first line that does
-    not parse as numbers). Labels with two distinct values are mapped to ±1, the smaller to
-    ``-1`` (so {0, 1} → {-1, +1} and {-1, +1} is kept). Features are returned as stored.
+    CSV files are comma separated (blank lines and lines starting with ``#`` are skipped), with an
+    optional header line: the first line is a header only when *none* of its fields is a number,
+    so a data row with a typo (``0.1,O.5,1``) is an error naming the line, never dropped as a
+    header. Every other line must have the same number of fields, all real numbers. Labels with
+    two distinct values are mapped to ±1, the smaller to ``-1`` (so {0, 1} → {-1, +1} and
+    {-1, +1} is kept). Features are returned as stored, cast to ``dtype`` (integer and float16
+    arrays of an ``.npz`` are cast too; complex ones are refused).
 
     Args:
         path: file path ending in ``.npz`` or ``.csv``.
-        dtype: float dtype (default: JAX's default float).
+        dtype: float32 or float64 (default: JAX's default float).
 
     Returns:
         ``(X, y)`` with ``X (n, d)`` and ``y (n,)`` in {-1, +1}.
 
     Raises:
-        ValueError: unknown extension, missing keys, wrong shapes, NaN/inf, not two classes.
+        ValueError: unknown extension; an empty, header-only, corrupt or non-numeric file; missing
+            keys, wrong shapes, no samples or no features, complex, NaN or infinite values; labels
+            that are not two classes.
         FileNotFoundError: no such file.
     """
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
-    if ext == ".npz":
-        with np.load(path, allow_pickle=False) as f:
-            missing = [k for k in ("X", "y") if k not in f.files]
-            if missing:
-                raise ValueError(f"{path}: .npz must contain arrays 'X' and 'y', missing {missing}")
-            X = np.asarray(f["X"])
-            t = np.asarray(f["y"])
-    elif ext == ".csv":
-        with open(path) as fh:
-            first = fh.readline()
-        try:
-            [float(v) for v in first.strip().split(",")]
-            skip = 0
-        except ValueError:
-            skip = 1
-        data = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2)
-        if data.shape[1] < 2:
-            raise ValueError(f"{path}: a .csv needs at least one feature column and a label column")
-        X, t = data[:, :-1], data[:, -1]
-    else:
+    if ext not in (".npz", ".csv"):
         raise ValueError(f"{path}: unsupported file type {ext!r}; use .npz (X, y) or .csv")
+    dtype = _resolve_dtype(dtype)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    X, t = _read_npz(path) if ext == ".npz" else _read_csv(path)
+    if np.iscomplexobj(X):
+        raise ValueError(f"{path}: X is complex ({X.dtype}); convexrelu needs real data")
+    if not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
+        raise ValueError(f"{path}: X must be numeric, got dtype {X.dtype}")
     if X.ndim != 2:
         raise ValueError(f"{path}: X must be 2-D (n, d), got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise ValueError(f"{path}: no samples (X has shape {X.shape})")
+    if X.shape[1] == 0:
+        raise ValueError(f"{path}: no features (X has shape {X.shape})")
     if t.ndim != 1 or t.shape[0] != X.shape[0]:
         raise ValueError(f"{path}: y must have shape ({X.shape[0]},) to match X, got {t.shape}")
-    if not np.issubdtype(X.dtype, np.number):
-        raise ValueError(f"{path}: X must be numeric, got dtype {X.dtype}")
-    y = _binary_labels(np.asarray(t, dtype=np.float64))
-    dtype = _resolve_dtype(dtype)
-    X = check_X(jnp.asarray(X, dtype=dtype))  # NaN / inf / empty checks
-    return X, jnp.asarray(y, dtype=dtype)
+    y = _binary_labels(t, path)
+    X = np.asarray(X, dtype=np.float64)
+    if not np.all(np.isfinite(X)):
+        raise ValueError(f"{path}: X has {int(np.sum(~np.isfinite(X)))} NaN or infinite entries")
+    Xd = jnp.asarray(X, dtype=dtype)
+    if not bool(jnp.all(jnp.isfinite(Xd))):
+        raise ValueError(f"{path}: X has values beyond the range of {np.dtype(dtype).name}")
+    return Xd, jnp.asarray(y, dtype=dtype)
+
+
+from ._cone_data import two_cones as two_cones  # noqa: E402  (the phase diagram's data, issue 21)
