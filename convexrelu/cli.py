@@ -6,8 +6,10 @@ initializations (``r`` runs, batched), the activation patterns, the convex max-m
 solved natively and through cvxpy, and one table comparing them. ``convexrelu solve`` solves one
 convex program once. The commands parse, call the library, print and save.
 
-Exit status: 0 pass, 1 a failed check (or a solve that is not optimal), 2 bad input or usage,
-130 interrupted (Ctrl-C).
+Exit status: 0 pass, 1 a failed check (or a solve that is not optimal), 2 bad input or usage
+(unknown options, bad values, unreadable or invalid data), 3 an I/O failure (an ``--out`` that
+cannot be written, found before any work starts, or a data file that cannot be opened), 130
+interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ import numpy as np
 SYNTHETIC = ("orthogonal", "teacher", "2d", "xor")
 REAL = ("breast_cancer", "iris", "wine", "digits")
 
-EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_IO, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EPILOG = (
     "exit status: 0 pass, 1 a failed check (crosscheck) or a solve that is not optimal (solve), "
-    "2 bad input or usage, 130 interrupted (Ctrl-C)"
+    "2 bad input or usage, 3 an I/O failure (--out not writable, checked before any work; a data "
+    "file that cannot be opened), 130 interrupted (Ctrl-C)"
 )
 
 
@@ -45,6 +48,28 @@ class BadInput(SystemExit):
 
     def __str__(self) -> str:
         return self.message
+
+
+class IOFailure(BadInput):
+    """An output that cannot be written or a file that cannot be opened: exit status 3."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.code = EXIT_IO
+
+
+def prepare_out(path: str) -> str:
+    """Create the output folder ``path`` and prove it writable (a probe file written and
+    removed), before any work: an :class:`IOFailure` (exit 3) otherwise."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, f".convexrelu-write-probe-{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("")
+        os.remove(probe)
+    except OSError as e:
+        raise IOFailure(f"error: cannot write to --out {path}: {e.strerror or e}") from None
+    return path
 
 
 # ----------------------------------------------------------------------------------------------
@@ -165,8 +190,10 @@ def _load_dataset(name: str, *, n: int | None, d: int | None, key):
     elif os.path.exists(name):
         try:
             X, y = datasets.load_file(name)
-        except (ValueError, OSError, KeyError) as e:
+        except (ValueError, TypeError, KeyError) as e:
             raise BadInput(f"error: cannot read {name}: {e}") from None
+        except OSError as e:  # exists but cannot be opened (permissions, a folder, a device error)
+            raise IOFailure(f"error: cannot open {name}: {e.strerror or e}") from None
     else:
         raise BadInput(f"error: unknown dataset {name!r}: use one of {SYNTHETIC + REAL} or a path to a .npz/.csv file")
     if name in REAL or os.path.exists(name):
@@ -175,6 +202,11 @@ def _load_dataset(name: str, *, n: int | None, d: int | None, key):
         if n is not None and n < X.shape[0]:  # a random subsample of n points
             idx = np.sort(np.asarray(jax.random.permutation(key, X.shape[0]))[:n])
             X, y = X[idx], y[idx]
+    if not np.any(np.asarray(X)):
+        raise BadInput(
+            f"error: every feature of {name} is zero (X = 0, shape {tuple(X.shape)}): every network "
+            "outputs 0 on it, so no program can separate or fit the data"
+        )
     return jnp.asarray(X, jnp.float64), jnp.asarray(y, jnp.float64), extra
 
 
@@ -209,6 +241,8 @@ def crosscheck(args) -> int:
     import convexrelu as cr
 
     quiet = args.quiet or args.json
+    if args.out:
+        prepare_out(args.out)  # an unwritable --out fails now (exit 3), not after the whole job
     key = jax.random.key(args.seed)
     k_data = jax.random.split(key, 4)[0]  # cr.crosscheck uses the other three of the same split
     if not quiet:
@@ -232,10 +266,12 @@ def crosscheck(args) -> int:
     else:
         _print_table(report)
     if args.out:
-        os.makedirs(args.out, exist_ok=True)
-        with open(os.path.join(args.out, "report.json"), "w") as f:
-            json.dump(report, f, indent=2)
-        _plots(args.out, rep, X, y)
+        try:
+            with open(os.path.join(args.out, "report.json"), "w") as f:
+                json.dump(report, f, indent=2)
+            _plots(args.out, rep, X, y)
+        except OSError as e:
+            raise IOFailure(f"error: cannot write the report to {args.out}: {e.strerror or e}") from None
         if not quiet:
             print(f"report and plots written to {args.out}/")
     return EXIT_PASSED if rep.passed else EXIT_FAILED
@@ -588,11 +624,13 @@ def _add_fit(sub) -> None:
 # ----------------------------------------------------------------------------------------------
 
 
-def _positive(kind):
+def _positive(kind, *, allow_inf: bool = False):
+    """An argparse type: a positive ``kind``; NaN refused, and ``inf`` unless ``allow_inf``."""
+
     def parse(s):
         v = kind(s)
-        if v <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {s}")
+        if not v > 0 or (not allow_inf and v == float("inf")):
+            raise argparse.ArgumentTypeError(f"must be a positive{'' if allow_inf else ' finite'} number, got {s}")
         return v
 
     return parse
@@ -619,7 +657,7 @@ def _add_crosscheck(sub) -> None:
     c.add_argument("--runs", type=_positive(int), default=8, help="gradient-descent runs, trained batched (default: %(default)s)")
     c.add_argument("--steps", type=_positive(int), default=60_000, help="gradient-descent steps per run (default: %(default)s)")
     c.add_argument("--lr", type=_positive(float), default=1e-3, help="initial α of the loss-based step η = α/𝓛(θ), dimensionless (default: %(default)s)")
-    c.add_argument("--max-alpha", type=_positive(float), default=1e-3, help="cap on the loss-based α, dimensionless (default: %(default)s)")
+    c.add_argument("--max-alpha", type=_positive(float, allow_inf=True), default=1e-3, help="cap on the loss-based α, dimensionless (default: %(default)s)")
     c.add_argument("--scale", type=_positive(float), default=1e-3, help="scale of the balanced initialization, in units of X (default: %(default)s)")
     c.add_argument("--patterns", type=_positive(int), default=5000, help="number of gates to sample when the patterns are not enumerated (default: %(default)s)")
     c.add_argument("--max-enumerated", type=_positive(int), default=20_000, help="enumerate every pattern when Cover's count is at most this many (default: %(default)s)")
@@ -685,9 +723,16 @@ def main(argv=None) -> int:
 
             enable_compilation_cache()  # the solvers' 1-3 s compiles are paid once per machine, not per run
         return args.func(args)
-    except BadInput as e:
+    except BadInput as e:  # IOFailure too (exit 3)
         print(f"convexrelu {args.command}: {e}", file=sys.stderr)
         raise
+    except (ValueError, TypeError) as e:  # the library refused the input: a bad value, not a failed check
+        print(f"convexrelu {args.command}: error: {e}", file=sys.stderr)
+        raise BadInput(f"error: {e}") from None
+    except OSError as e:  # a write or read that failed mid-way (disk full, permissions)
+        msg = f"error: I/O failure: {e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+        print(f"convexrelu {args.command}: {msg}", file=sys.stderr)
+        raise IOFailure(msg) from None
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
