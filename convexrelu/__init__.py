@@ -112,4 +112,11 @@ from ._path import (
     regularization_path as regularization_path,
 )
 
+from ._sweep import (
+    SweepError as SweepError,
+    SweepSpec as SweepSpec,
+    load_spec as load_spec,
+    sweep as sweep,
+)
+
 __version__ = "0.1.0"
