@@ -22,6 +22,7 @@ from jaxtyping import Array, Bool, Float
 
 from . import _admm, _ipm
 from ._admm import admm_solve
+from ._implicit import differentiable_solve
 from ._ipm import ipm_solve, uses_host_gram
 from ._jit import solver_jit
 from ._scaling import ScaledProblem, SolverResult, scale_problem
@@ -309,7 +310,7 @@ def solve_regularized(
         raise ValueError(f"beta must be a scalar (vmap over a batch of β), got shape {b.shape}")
     if is_concrete(b) and not (np.isfinite(float(b)) and float(b) > 0):
         raise ValueError(f"beta must be a finite positive number, got {float(b)!r}")
-    return _run(
-        X, y, D, beta, f"regularized-{loss}", tol=tol, max_iters=max_iters, throw=throw, init=init,
+    return differentiable_solve(  # implicit gradients in X, y, β (_implicit), around the solve
+        _run, X, y, D, beta, f"regularized-{loss}", tol=tol, max_iters=max_iters, throw=throw, init=init,
         check_every=check_every, infeasible_tol=None, method=method, progress=progress,
     )
