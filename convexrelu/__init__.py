@@ -58,6 +58,7 @@ from ._sensitivity import (
     value_derivative_beta as value_derivative_beta,
     value_gradient as value_gradient,
 )
+from ._implicit import ActiveSet as ActiveSet, active_set as active_set
 from ._cones import cone_projection as cone_projection, nnls as nnls
 from ._certificates import (
     DualCertificate as DualCertificate,
