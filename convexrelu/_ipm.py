@@ -1,26 +1,29 @@
-"""Primal-dual interior-point method for the max-margin and squared-loss convex programs (one
-instance; ``jax.vmap`` batches it).
+"""Primal-dual interior-point method for the max-margin and regularized (squared and logistic
+loss) convex programs (one instance; ``jax.vmap`` batches it).
 
-Conic form (CVXOPT ``coneqp``; Vandenberghe 2010, "The CVXOPT linear and quadratic cone program
-solvers"; Domahidi, Chu & Boyd, ECOS, 2013). With ``2p`` blocks ``b`` (``u_j`` then ``v_j``), each
-carrying ``x_b = (t_b, z_b) ∈ R^{1+d}``, solve
+Conic form (CVXOPT ``coneqp`` and, for a smooth convex objective, ``cp``; Vandenberghe 2010, "The
+CVXOPT linear and quadratic cone program solvers"; Domahidi, Chu & Boyd, ECOS, 2013). With ``2p``
+blocks ``b`` (``u_j`` then ``v_j``), each carrying ``x_b = (t_b, z_b) ∈ R^{1+d}``, solve
 
-    min ½ xᵀPx + cᵀx   s.t.   G x + s = h,   s ∈ K = R_+^{n_m} × R_+^{2p n} × Π_b SOC_{d+1},
+    min φ(x) + cᵀx   s.t.   G x + s = h,   s ∈ K = R_+^{n_m} × R_+^{2p n} × Π_b SOC_{d+1},
 
-* max-margin: ``c = (1 on t)``, ``P = 0``; margin rows ``y ⊙ A z ≥ 1`` (``n_m = n``);
-* squared loss: ``½‖A z - y‖² + β Σ t_b``: ``P = AᵀA`` on ``z``, ``c = (β on t, -Aᵀy on z)``,
-  no margin rows;
+* max-margin: ``c = (1 on t)``, ``φ = 0``; margin rows ``y ⊙ A z ≥ 1`` (``n_m = n``);
+* regularized: ``c = (β on t)``, ``φ(x) = ℓ(A z)`` with the squared loss ``½‖A z - y‖²`` or the
+  logistic loss ``Σ log(1 + e^{-y_i (A z)_i})``, no margin rows. Each iteration is a Newton step on
+  ``φ`` inside the primal-dual method: ``∇φ = Aᵀ ℓ'(A z)`` enters the residual and the Hessian
+  ``∇²φ = Aᵀ diag(ℓ'') A`` the normal equations (``ℓ'' = 1``: the squared loss's ``P = AᵀA``; for the
+  logistic loss ``ℓ'' = σ(yf) σ(-yf)``, diagonal in the fit, so the same Woodbury structure holds);
 * cone rows ``S_j ⊙ X z_b ≥ 0`` (``S = 2D - 1``) and second-order cones ``t_b ≥ ‖z_b‖``,
 
 where ``A z = Σ_j D_j ⊙ X (u_j - v_j)`` is the fit. Mehrotra predictor-corrector with
 Nesterov-Todd scaling ``W`` (``W s = W⁻¹ z = λ``); the step is found from the normal equations
 
-    N Δx = (P + Gᵀ W² G) Δx = rhs,     N = Bdiag + Aᵀ Ω A,
+    N Δx = (∇²φ + Gᵀ W² G) Δx = rhs,     N = Bdiag + Aᵀ Ω A,
 
 because the cone rows and the cones act on one block each: ``B_b = W_b² + [0, 0; 0, Xᵀ diag(w_b) X]``
 (``w_b`` the cone rows' scaling, ``S² = 1``; all ``2p`` blocks with one GEMM), and the margin rows
-(``Ω = diag(z_m / s_m)``) and ``P = AᵀA`` (``Ω = I``) couple the blocks only through the ``n``
-samples. Woodbury with the well-conditioned capacitance ``C = I + Ω½ A B⁻¹ Aᵀ Ω½`` (``≥ I``):
+(``Ω = diag(z_m / s_m)``) and the loss's Hessian (``Ω = diag(ℓ'')``) couple the blocks only through
+the ``n`` samples. Woodbury with the well-conditioned capacitance ``C = I + Ω½ A B⁻¹ Aᵀ Ω½`` (``≥ I``):
 
     N⁻¹ r = B⁻¹ r - B⁻¹ Aᵀ Ω½ C⁻¹ Ω½ A B⁻¹ r,
     A B⁻¹ Aᵀ = Σ_j diag(D_j) X (M_uj + M_vj) Xᵀ diag(D_j),   M_b = (B_b⁻¹)_zz,
@@ -36,7 +39,7 @@ Gram starts in single precision and switches to the solve's precision for the re
 once a refinement struggles; the direction is always refined against ``N`` in the solve's
 precision.
 
-On the max-margin program (``P = 0``) the primal ``(x, s)`` and the dual ``z`` take separate step
+On the max-margin program (``φ = 0``) the primal ``(x, s)`` and the dual ``z`` take separate step
 lengths. The iterate maps to a candidate of the original problem (multipliers ``μ = z_m``,
 ``ν = z_c``; :func:`convexrelu._scaling.feasible_candidate`), scored once the iterate's own
 relative complementarity is within ``_SCORE_NEAR · tol``, every ``_SCORE_EVERY`` iterations and at
@@ -57,6 +60,7 @@ import numpy as np
 from jaxtyping import Array
 
 from . import _programs as prog
+from ._programs import loss_of_program
 from ._scaling import Candidate, ScaledProblem, SolverResult, accept_farkas, score
 from ._solution import RESULTS, RUNNING
 
@@ -67,7 +71,7 @@ MAX_ITERS = 500
 # margin to the boundary and a small σ take fewer iterations
 _STEP = 0.95
 _SIGMA_POWER = 12
-# max-margin (P = 0, a linear cone program): the primal residual depends on (x, s) only and the
+# max-margin (φ = 0, a linear cone program): the primal residual depends on (x, s) only and the
 # dual residual on z only, so each takes its own step (as SDPT3 and LP interior-point codes do)
 _STEP_SPLIT = 0.9
 _SCORE_NEAR = 100.0
@@ -197,14 +201,14 @@ class IpmProblem(eqx.Module):
     c: Array  # (2p, k)
     h: _Pt
     e: _Pt
-    rhs0: Array  # -c + Gᵀh: the right-hand side of the initial point
+    rhs0: Array  # -c - ∇φ(0) + Gᵀh: the right-hand side of the initial point
     XX: Array  # (n, d(d+1)/2)
-    yy: Array  # ‖y_s‖²: the squared loss' constant, for the objective's scale
     tol: Array
     infeasible_tol: Array
     max_iters: Array
     degree: int = eqx.field(static=True)
     max_margin: bool = eqx.field(static=True)
+    loss: str | None = eqx.field(static=True)  # "squared", "logistic", or None (max-margin)
     progress: Callable | None = eqx.field(static=True, default=None)
 
 
@@ -235,11 +239,29 @@ def _GT(prob: IpmProblem, v: _Pt):
     return jnp.concatenate([jnp.zeros((gz.shape[0], 1), gz.dtype), gz], axis=1) - v.q
 
 
-def _P(prob: IpmProblem, x):
-    """``P x``: zero (max-margin) or ``AᵀA`` on the ``z`` part (squared loss)."""
+def _loss_derivatives(prob: IpmProblem, f):
+    """``(ℓ(f), ℓ'(f), ℓ''(f))`` of the scaled loss at the fit ``f``: squared ``½(f - y)²``
+    (``ℓ'' = 1``), logistic ``log(1 + e^{-y f})`` (``ℓ' = -y σ(-y f)``, ``ℓ'' = σ(y f) σ(-y f)``)."""
+    y = prob.data.ys
+    if prob.loss == "squared":
+        return 0.5 * jnp.sum((f - y) ** 2), f - y, jnp.ones_like(f)
+    q = y * f
+    return jnp.sum(jax.nn.softplus(-q)), -y * jax.nn.sigmoid(-q), jax.nn.sigmoid(q) * jax.nn.sigmoid(-q)
+
+
+def _objective(prob: IpmProblem, x):
+    """The scaled objective ``cᵀx + φ(x)``, ``φ(x) = ℓ(A z)`` (zero for max-margin)."""
+    lin = jnp.sum(prob.c * x)
+    return lin if prob.max_margin else lin + _loss_derivatives(prob, _A(prob, x[:, 1:]))[0]
+
+
+def _gradient(prob: IpmProblem, x):
+    """``∇φ(x)``: zero (max-margin) or ``Aᵀ ℓ'(A z)`` on the ``z`` part. Its Hessian ``Aᵀ diag(ℓ'') A``
+    enters the normal equations as ``Ω = ℓ''`` (``ℓ'' = 1``: the squared loss's ``P = AᵀA``)."""
     if prob.max_margin:
         return jnp.zeros_like(x)
-    return jnp.concatenate([jnp.zeros((x.shape[0], 1), x.dtype), _AT(prob, _A(prob, x[:, 1:]))], axis=1)
+    g = _AT(prob, _loss_derivatives(prob, _A(prob, x[:, 1:]))[1])
+    return jnp.concatenate([jnp.zeros((x.shape[0], 1), x.dtype), g], axis=1)
 
 
 def ipm_problem(data: ScaledProblem, tol, infeasible_tol, max_iters, progress=None) -> IpmProblem:
@@ -253,17 +275,16 @@ def ipm_problem(data: ScaledProblem, tol, infeasible_tol, max_iters, progress=No
         c = zq.at[:, 0].set(1.0)
         h = _Pt(-jnp.ones((n,), dtype), jnp.zeros((2 * p, n), dtype), zq)
     else:
-        g = (data.Df * data.ys) @ data.Xs
-        c = jnp.concatenate([jnp.full((2 * p, 1), data.beta_s, dtype), -jnp.concatenate([g, -g])], axis=1)
+        c = zq.at[:, 0].set(data.beta_s)
         h = _Pt(jnp.zeros((0,), dtype), jnp.zeros((2 * p, n), dtype), zq)
     e = _Pt(jnp.ones((nm,), dtype), jnp.ones((2 * p, n), dtype), zq.at[:, 0].set(1.0))
     iu, ju = np.triu_indices(d)  # static, in the order _factor gathers them
     prob = IpmProblem(
-        data=data, S2=S2, c=c, h=h, e=e, rhs0=c, XX=data.Xs[:, iu] * data.Xs[:, ju], yy=jnp.sum(data.ys * data.ys),
+        data=data, S2=S2, c=c, h=h, e=e, rhs0=c, XX=data.Xs[:, iu] * data.Xs[:, ju],
         tol=tol, infeasible_tol=infeasible_tol, max_iters=max_iters, degree=nm + 2 * p * n + 2 * p, max_margin=mm,
-        progress=progress,
+        loss=None if mm else loss_of_program(data.program), progress=progress,
     )
-    return eqx.tree_at(lambda q: q.rhs0, prob, -c + _GT(prob, h))
+    return eqx.tree_at(lambda q: q.rhs0, prob, -c - _gradient(prob, zq) + _GT(prob, h))
 
 
 def _gram_xla(Xs, Df, R):
@@ -500,15 +521,15 @@ class _Linearization(NamedTuple):
 
 
 def _linearize(prob: IpmProblem, st: IpmState) -> _Linearization:
-    """Residuals ``r_x = P x + c + Gᵀz``, ``r_z = G x + s - h``, ``μ = sᵀz / degree``, the NT
-    scaling and the factor of ``N = P + Gᵀ W² G``."""
+    """Residuals ``r_x = ∇φ(x) + c + Gᵀz``, ``r_z = G x + s - h``, ``μ = sᵀz / degree``, the NT
+    scaling and the factor of ``N = ∇²φ(x) + Gᵀ W² G`` (Newton's method on the loss)."""
     x, s, z, data = st.x, st.s, st.z, prob.data
-    rx = _P(prob, x) + prob.c + _GT(prob, z)
+    rx = _gradient(prob, x) + prob.c + _GT(prob, z)
     rz = _add(_add(_G(prob, x), s), prob.h, -1.0)
     sc = _nt_scaling(s, z)
     lam = _Pt(sc.Wm * s.m, sc.Wc * s.c, sc.eta * _hyp_mul(sc.Jw, s.q))
     W2q = (sc.eta * sc.eta)[..., None] * _hyp_sq(sc.Jw)
-    om = sc.Wm * sc.Wm if prob.max_margin else jnp.ones((data.Xs.shape[0],), x.dtype)
+    om = sc.Wm * sc.Wm if prob.max_margin else _loss_derivatives(prob, _A(prob, x[:, 1:]))[2]
     fac = _factor(data.Xs, data.Df, prob.XX, sc.Wc * sc.Wc, W2q, om, st.single)
     return _Linearization(st.k < 0, rx, rz, _dot(s, z) / prob.degree, sc, lam, fac, _W(sc, _W(sc, rz)))
 
@@ -559,7 +580,7 @@ def _direction_pass(i, prev: _Direction, prob: IpmProblem, st: IpmState, lin: _L
     )
     dx, dsv, dz, struggled = _newton(prob, lin, ds)
     ap, ad = _max_step(prob, st.s, dsv), _max_step(prob, st.z, dz)
-    if not prob.max_margin:  # P ≠ 0 couples the primal and dual residuals: one step
+    if not prob.max_margin:  # φ ≠ 0 couples the primal and dual residuals: one step
         ap = ad = jnp.minimum(ap, ad)
     return _Direction(dsv, dz, dx, jnp.stack([ap, ad]), prev.struggled | struggled)
 
@@ -624,9 +645,7 @@ def ipm_step(st: IpmState, prob: IpmProblem) -> IpmState:
     d = jax.lax.fori_loop(0, 2, lambda i, prev: _direction_pass(i, prev, prob, st, lin), start)
     x, s, z, alpha = _advance(prob, st, lin, d)
     k = st.k + 1
-    scaled = jnp.sum(prob.c * x)  # the objective, scaled: the complementarity's yardstick
-    if not prob.max_margin:
-        scaled = scaled + 0.5 * jnp.sum(_A(prob, x[:, 1:]) ** 2) + 0.5 * prob.yy
+    scaled = _objective(prob, x)  # the complementarity's yardstick
     sz = _dot(s, z)
     # s and z are interior and every entry of x enters s (the cones' rows are -x): the iterate
     # is finite iff sᵀz and Σx are

@@ -366,6 +366,9 @@ def enumerate_patterns(
     batch_size = _positive_int("batch_size", batch_size)
     n, d = X.shape
     Xh = np.asarray(X)
+    top = float(np.max(np.abs(Xh))) if Xh.size else 0.0
+    if top > 0:  # patterns are invariant to scale: norms of data at 1e±300 would overflow or vanish
+        Xh = Xh / top
     norms = np.linalg.norm(Xh, axis=1)
     zero = norms <= np.finfo(Xh.dtype).eps * max(float(norms.max()), np.finfo(Xh.dtype).tiny) * d
     q = int(np.sum(~zero))

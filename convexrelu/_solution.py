@@ -33,6 +33,12 @@ class RESULTS(enum.IntEnum):
     )
     unbounded = 3, "the program is unbounded"
     numerical_error = 4, "the iterates became non-finite or stopped moving: check the data's scale"
+    inaccurate = (
+        5,
+        "the solve's precision could not certify the answer: its gap or violation (or Farkas "
+        "residual), recomputed in float64, exceeds the tolerance (the float64 values are in .gap "
+        "and .residual); solve in float64 (jax.config.update('jax_enable_x64', True)) or loosen tol",
+    )
 
 
 RUNNING = -1
@@ -55,7 +61,7 @@ class ConvexSolution(eqx.Module):
         gap: relative duality gap ``|primal - dual| / max(1, |primal|, |dual|)``.
         residual: relative constraint violation (margin and cone constraints).
         status: a :class:`RESULTS` code (0 optimal, 1 max_iters, 2 infeasible, 3 unbounded,
-            4 numerical_error); :func:`status_name` gives its text.
+            4 numerical_error, 5 inaccurate); :func:`status_name` gives its text.
         iterations: iterations used.
         beta: the regularization strength (0 for the max-margin program).
         program: ``"max-margin"``, ``"regularized-squared"`` or ``"regularized-logistic"``.

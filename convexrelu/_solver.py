@@ -2,7 +2,7 @@
 stalled interior-point run to ADMM, and the status check (``throw``).
 
 Two algorithms solve the programs, each in its own module: the primal-dual interior-point method
-(:mod:`convexrelu._ipm`; the max-margin and squared-loss programs) and ADMM with an exact linear
+(:mod:`convexrelu._ipm`; every program, Newton steps on the loss) and ADMM with an exact linear
 solve (:mod:`convexrelu._admm`; every program, warm starts, and the continuation of an
 interior-point run that stalls numerically). Both work on the data scaled by
 :mod:`convexrelu._scaling` and return a :class:`convexrelu._scaling.SolverResult`, which
@@ -11,6 +11,7 @@ interior-point run that stalls numerically). Both work on the data scaled by
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Literal
 
@@ -21,6 +22,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from . import _admm, _ipm
+from . import _programs as prog
 from ._admm import admm_solve
 from ._implicit import differentiable_solve
 from ._ipm import ipm_solve, uses_host_gram
@@ -118,9 +120,7 @@ def _pick_method(method, program, init):
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method == "auto":
-        return "admm" if (program == "regularized-logistic" or init is not None) else "ipm"
-    if method == "ipm" and program == "regularized-logistic":
-        raise ValueError("method='ipm' solves the max-margin and squared-loss programs; use 'admm' for the logistic loss")
+        return "admm" if init is not None else "ipm"
     if method == "ipm" and init is not None:
         raise ValueError("method='ipm' does not warm start; use method='admm' (or 'auto') with init=")
     return method
@@ -156,6 +156,47 @@ def _raise_on_status(sol: ConvexSolution) -> ConvexSolution:
     )
 
 
+FARKAS_TOL = 1e-6
+"""The default Farkas-residual threshold of an infeasibility certificate (verified in float64 for
+a float32 solve): fixed, independent of ``tol`` (a loose ``tol`` must not make a feasible program
+look infeasible)."""
+
+
+def _verify_on_host(X, y, D, U, V, dual, nu, beta, status, *, program, tol, infeasible_tol):
+    """The candidate's optimality (or an infeasible ray's Farkas residual) recomputed in float64 on
+    the host; an ``optimal`` or ``infeasible`` status that does not hold there becomes ``inaccurate``.
+    Returns ``(value, gap, residual, status)`` in the solve's dtypes."""
+    dtype = np.asarray(U).dtype
+    with jax.enable_x64(True):
+        X, y, U, V, dual, nu, beta = (jnp.asarray(np.asarray(a), jnp.float64) for a in (X, y, U, V, dual, nu, beta))
+        D = jnp.asarray(np.asarray(D))
+        opt = prog.optimality(X, y, D, U, V, dual, nu, program=program, beta=beta)
+        value, gap, residual = float(opt.value), float(opt.gap), float(opt.residual)
+        code = int(status)
+        if code == RESULTS.infeasible:
+            value, gap = np.inf, float(prog.max_margin_infeasibility(X, y, D, dual, nu))
+            holds = gap <= infeasible_tol
+        else:
+            holds = code != RESULTS.optimal or (gap <= tol and residual <= tol)
+    code = code if holds else int(RESULTS.inaccurate)
+    return np.asarray(value, dtype), np.asarray(gap, dtype), np.asarray(residual, dtype), np.asarray(code, np.int32)
+
+
+def _verified(sol: ConvexSolution, X, y, tol, infeasible_tol) -> ConvexSolution:
+    """A solve below float64 has its status verified in float64 (:func:`_verify_on_host`, through
+    ``jax.pure_callback``, so under ``jit``/``vmap`` too), and reports the float64 gap and violation."""
+    if jnp.finfo(X.dtype).bits >= 64:
+        return sol
+    dt = X.dtype
+    shapes = (jax.ShapeDtypeStruct((), dt),) * 3 + (jax.ShapeDtypeStruct((), jnp.int32),)
+    host = functools.partial(_verify_on_host, program=sol.program, tol=tol, infeasible_tol=infeasible_tol)
+    value, gap, residual, status = jax.pure_callback(
+        host, shapes, X, y, sol.patterns, sol.U, sol.V, sol.dual, sol.cone_dual, sol.beta, sol.status,
+        vmap_method="sequential",
+    )
+    return eqx.tree_at(lambda s: (s.value, s.gap, s.residual, s.status), sol, (value, gap, residual, status))
+
+
 def _run(X, y, D, beta, program, *, tol, max_iters, throw, init, check_every, infeasible_tol, method, progress):
     """Check the options, run :func:`_solve` (the IPM's LAPACK on one BLAS thread, unless its
     capacitance GEMM runs on the host BLAS: :mod:`convexrelu._threads`), build the solution."""
@@ -163,7 +204,7 @@ def _run(X, y, D, beta, program, *, tol, max_iters, throw, init, check_every, in
     method = _pick_method(method, program, init)
     tol_, ipm_iters, admm_iters, check_every = _check_options(tol, max_iters, check_every, X.dtype)
     init_arrs = _check_init(init, program, D.shape[0], d, n, X.dtype)
-    itol = tol_ if infeasible_tol is None else float(infeasible_tol)
+    itol = FARKAS_TOL if infeasible_tol is None else float(infeasible_tol)
     dt = X.dtype
     beta = jnp.asarray(beta, dt)
     limit = method == "ipm" and not uses_host_gram(X, D)
@@ -183,6 +224,7 @@ def _run(X, y, D, beta, program, *, tol, max_iters, throw, init, check_every, in
         U=c.U, V=c.V, patterns=D, value=c.opt.value, dual=c.dual, cone_dual=c.cone_dual, gap=c.opt.gap,
         residual=c.opt.residual, status=res.status, iterations=res.iterations, beta=beta, program=program,
     )
+    sol = _verified(sol, X, y, tol_, itol)
     return _raise_on_status(sol) if throw else sol
 
 
@@ -228,9 +270,10 @@ def solve_max_margin(
             e.g. on a nearly infeasible program, or at a ``tol`` below its floating-point floor of
             about 1e-8) is continued by ADMM from the IPM's best candidate, inside the compiled
             program (per problem under ``vmap``); the iteration count then adds both.
-        infeasible_tol: Farkas-residual threshold (default ``tol``): a multiplier ray with
+        infeasible_tol: Farkas-residual threshold: a multiplier ray with
             :func:`convexrelu.max_margin_infeasibility` ``≤ infeasible_tol`` proves
-            ``P* ≥ 1/(infeasible_tol · max_i ‖x_i‖)`` and is reported as infeasible.
+            ``P* ≥ 1/(infeasible_tol · max_i ‖x_i‖)`` and is reported as infeasible. Default
+            1e-6, independent of ``tol`` and verified in float64 for a float32 solve.
         progress: optional ``progress(iteration, gap)``, called from inside the compiled loop
             (``jax.debug.callback``) after every interior-point iteration and every ADMM check, for
             a live display (the CLI's progress line). ``gap`` is the scored relative gap, or the
@@ -281,9 +324,9 @@ def solve_regularized(
 
     ``ℓ = ½ Σ (f - y)²`` (``loss="squared"``, real targets) or ``Σ log(1 + e^{-y f})``
     (``loss="logistic"``, labels ±1). Same options and guarantees as :func:`solve_max_margin`;
-    ``method="auto"`` uses the interior-point method for the squared loss and ADMM for the
-    logistic loss (and whenever ``init`` is given; ``method="ipm"`` with the logistic loss is a
-    ``ValueError``). ``beta`` may be a traced scalar (``jax.vmap`` over a grid of β).
+    ``method="auto"`` uses the interior-point method (Newton steps on the loss inside the
+    primal-dual method, for both losses) unless ``init`` is given (then ADMM, which warm starts).
+    ``beta`` may be a traced scalar (``jax.vmap`` over a grid of β).
 
     Returns:
         A :class:`ConvexSolution` (``program = "regularized-<loss>"``) whose ``dual`` is

@@ -31,7 +31,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from ._losses import log_loss_value, smoothed_margin_of_log_loss
 from ._network import Network
-from ._validation import check_int, check_network, check_scalar, check_Xy
+from ._validation import is_concrete, check_int, check_network, check_scalar, check_Xy
 
 Schedule = Literal["constant", "loss-based"]
 SCHEDULES = ("constant", "loss-based")
@@ -465,7 +465,10 @@ def _check_state(state, *, batch, dtype):
 def _check_data(net, X, y, *, batched):
     # Concrete X, y are checked eagerly even when train is traced by an outer jit/vmap (without
     # this, the checks' jnp ops on concrete arrays would themselves be traced).
-    with jax.ensure_compile_time_eval():
+    if is_concrete(X, y):
+        with jax.ensure_compile_time_eval():
+            X, y = check_Xy(X, y)
+    else:  # traced data: the checks' value tests go through eqx.error_if in the traced program
         X, y = check_Xy(X, y)
     if batched:
         if net.W1.ndim != 3 or net.w2.ndim != 2 or net.W1.shape[0] != net.w2.shape[0]:

@@ -441,6 +441,48 @@ def solve(args) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
+# sweep
+# ----------------------------------------------------------------------------------------------
+
+
+def sweep(args) -> int:
+    """Run :func:`convexrelu.sweep` on a TOML spec into ``--out``; print the table's path and a
+    summary. Returns 0 when every cell's solve is optimal, 1 otherwise; 2 for a bad spec or folder."""
+    _x64()
+    import convexrelu as cr
+
+    try:
+        spec = cr.load_spec(args.spec)
+        table = _interruptible(cr.sweep, spec, out=args.out, resume=not args.no_resume, progress=not args.quiet)
+    except cr.SweepError as e:
+        raise BadInput(str(e)) from None
+    status = table.column("status").to_pylist()
+    reached = table.column("reached").to_pylist()
+    print(
+        f"{table.num_rows} cells in {args.out}: {status.count('optimal')} solves optimal, "
+        f"{sum(reached)} runs reached γ* (within [solve] margin_tol)"
+    )
+    return EXIT_PASSED if all(s == "optimal" for s in status) else EXIT_FAILED
+
+
+def _add_sweep(sub) -> None:
+    w = sub.add_parser(
+        "sweep",
+        help="a grid of training runs and convex solves from a TOML spec, sharded over devices, resumable",
+        description="Expand SPEC (TOML: [data], [train], [solve], [sweep]; lists are grid axes) into cells, "
+        "run them in batches sharded over every local device, and write one row per cell to "
+        "OUT/results.parquet after every batch. Re-running the same command resumes. Exit 1 if a "
+        "solve is not optimal.",
+        epilog=EPILOG,
+    )
+    w.add_argument("spec", help="the sweep spec, a TOML file (see examples/phase.toml)")
+    w.add_argument("--out", required=True, help="results folder: spec.json and results.parquet (required, no default)")
+    w.add_argument("--no-resume", action="store_true", help="refuse a folder that already holds results instead of continuing it (default: off)")
+    w.add_argument("--quiet", action="store_true", help="no progress bar on stderr (default: off)")
+    w.set_defaults(func=sweep)
+
+
+# ----------------------------------------------------------------------------------------------
 # fit (issue 19): one regularized ReLU or gated model, or its regularization path, with a test split
 # ----------------------------------------------------------------------------------------------
 
@@ -620,48 +662,6 @@ def _add_fit(sub) -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# sweep
-# ----------------------------------------------------------------------------------------------
-
-
-def sweep(args) -> int:
-    """Run :func:`convexrelu.sweep` on a TOML spec into ``--out``; print the table's path and a
-    summary. Returns 0 when every cell's solve is optimal, 1 otherwise; 2 for a bad spec or folder."""
-    _x64()
-    import convexrelu as cr
-
-    try:
-        spec = cr.load_spec(args.spec)
-        table = _interruptible(cr.sweep, spec, out=args.out, resume=not args.no_resume, progress=not args.quiet)
-    except cr.SweepError as e:
-        raise BadInput(str(e)) from None
-    status = table.column("status").to_pylist()
-    reached = table.column("reached").to_pylist()
-    print(
-        f"{table.num_rows} cells in {args.out}: {status.count('optimal')} solves optimal, "
-        f"{sum(reached)} runs reached γ* (within [solve] margin_tol)"
-    )
-    return EXIT_PASSED if all(s == "optimal" for s in status) else EXIT_FAILED
-
-
-def _add_sweep(sub) -> None:
-    w = sub.add_parser(
-        "sweep",
-        help="a grid of training runs and convex solves from a TOML spec, sharded over devices, resumable",
-        description="Expand SPEC (TOML: [data], [train], [solve], [sweep]; lists are grid axes) into cells, "
-        "run them in batches sharded over every local device, and write one row per cell to "
-        "OUT/results.parquet after every batch. Re-running the same command resumes. Exit 1 if a "
-        "solve is not optimal.",
-        epilog=EPILOG,
-    )
-    w.add_argument("spec", help="the sweep spec, a TOML file (see examples/phase.toml)")
-    w.add_argument("--out", required=True, help="results folder: spec.json and results.parquet (required)")
-    w.add_argument("--no-resume", action="store_true", help="refuse a folder that already holds results instead of continuing it (default: off)")
-    w.add_argument("--quiet", action="store_true", help="no progress bar on stderr (default: off)")
-    w.set_defaults(func=sweep)
-
-
-# ----------------------------------------------------------------------------------------------
 # entry point
 # ----------------------------------------------------------------------------------------------
 
@@ -752,8 +752,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, help="the command (see COMMAND --help)")
     _add_crosscheck(sub)
     _add_solve(sub)
-    _add_sweep(sub)
     _add_fit(sub)
+    _add_sweep(sub)
     return p
 
 

@@ -543,6 +543,3 @@ def load_file(path: str | os.PathLike, *, dtype=None) -> tuple[Float[Array, "n d
 
 
 from ._cone_data import two_cones as two_cones  # noqa: E402  (the phase diagram's data, issue 21)
-
-
-from ._cone_data import two_cones as two_cones  # noqa: E402  (the phase diagram's data, issue 21)

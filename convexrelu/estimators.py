@@ -150,10 +150,14 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexNetwork):
         solver_options: keyword arguments of the solver (``tol``, ``max_iters``, ...).
 
     Attributes:
-        classes_, n_features_in_, gates_ ``(p, d[+1])``, solutions_ (one per binary problem:
-        one for two classes, one per class otherwise, one-vs-rest), network_ (ψ's
-        :class:`convexrelu.Network`, or a list of them one-vs-rest; a :class:`GatedNetwork` for
-        ``model="gated"``), n_iter_.
+        classes_: the class labels.
+        n_features_in_: the number of features seen by ``fit``.
+        gates_: the gates, ``(p, d)`` (``d + 1`` with the intercept feature).
+        solutions_: one solution per binary problem: one for two classes, one per class
+            otherwise (one-vs-rest).
+        network_: ψ's :class:`convexrelu.Network` (a list of them one-vs-rest), or a
+            :class:`convexrelu.GatedNetwork` for ``model="gated"``.
+        n_iter_: the solver's iterations.
 
     Example:
         >>> from sklearn.pipeline import make_pipeline
@@ -213,7 +217,12 @@ class ConvexReLURegressor(RegressorMixin, _ConvexNetwork):
     ``fit_intercept`` also centres ``y`` (``intercept_`` is its mean).
 
     Attributes:
-        n_features_in_, intercept_, gates_, solutions_ (one), network_, n_iter_.
+        n_features_in_: the number of features seen by ``fit``.
+        intercept_: the mean of the targets (they are centred before the solve).
+        gates_: the gates, ``(p, d)`` (``d + 1`` with the intercept feature).
+        solutions_: the one solution.
+        network_: ψ's :class:`convexrelu.Network`, or a :class:`convexrelu.GatedNetwork`.
+        n_iter_: the solver's iterations.
     """
 
     def __init__(

@@ -177,7 +177,7 @@ def _subparsers(parser):
 def test_every_option_has_help_with_its_default():
     parser = cli.build_parser()
     commands = _subparsers(parser)
-    assert set(commands) == {"crosscheck", "solve"}
+    assert set(commands) == {"crosscheck", "solve", "fit", "sweep"}
     for name, sub in [("convexrelu", parser), *commands.items()]:
         for action in sub._actions:
             if isinstance(action, argparse._HelpAction):
@@ -238,7 +238,7 @@ def test_solver_progress_feeds_the_live_line():
 @pytest.mark.slow
 def test_ctrl_c_ends_a_long_solve_at_once(tmp_path):
     # the console script's Ctrl-C: one line, no traceback, status 130, without waiting for the
-    # compiled solve in flight (a logistic ADMM solve of many seconds)
+    # compiled solve in flight (an interior-point solve of tens of seconds)
     import os
     import signal
     import subprocess
@@ -246,8 +246,8 @@ def test_ctrl_c_ends_a_long_solve_at_once(tmp_path):
     import time
 
     code = "from convexrelu.cli import entry; entry()"
-    argv = ["--no-cache", "solve", "--data", "teacher", "--n", "300", "--d", "10", "--patterns", "3000",
-            "--program", "regularized", "--beta", "0.001", "--loss", "logistic", "--tol", "1e-9"]
+    argv = ["--no-cache", "solve", "--data", "teacher", "--n", "800", "--d", "10", "--patterns", "3000",
+            "--program", "max-margin", "--tol", "1e-7"]
     import convexrelu
 
     repo = os.path.dirname(os.path.dirname(convexrelu.__file__))  # the package under test
