@@ -32,7 +32,11 @@ the ``n`` samples. Woodbury with the well-conditioned capacitance ``C = I + Ω½
 by its transpose (accumulated over chunks of patterns to bound memory; on the CPU, once large, a
 symmetric rank-k update of the host BLAS, see :func:`_capacitance`), an ``n × n`` Cholesky factor
 and batched ``(d+1) × (d+1)`` Cholesky factors: ``O(n² p d + p n d²)`` per iteration, memory
-``O(np + pd² + n²)``. Iterative refinement on ``N`` (to a thousandth of the stopping tolerance, or
+``O(np + pd² + n²)``. Woodbury is not backward stable: when ``B`` is nearly singular in a direction
+that only ``AᵀΩA`` fixes (near-duplicate points of opposite labels: margins ``~1/ε``) it loses every
+digit. A small program (``2p(d+1) ≤ _DENSE_MAX``) therefore factors ``N`` itself by Cholesky, at
+``O((2p(d+1))³)`` per iteration (:func:`_dense`). The Newton equations are refined on their
+unreduced form too (:func:`_newton`), since eliminating ``Δz`` multiplies any error by ``W²``. Iterative refinement on ``N`` (to a thousandth of the stopping tolerance, or
 the floating-point floor) recovers the accuracy Woodbury loses when ``B`` is ill-conditioned near
 the optimum. The refinement also makes a mixed-precision capacitance safe: on the host path the
 Gram starts in single precision and switches to the solve's precision for the rest of the solve
@@ -81,6 +85,9 @@ _REFINE_MAX = 10  # at most this many iterative-refinement steps on the normal e
 _REFINE_TOL = 100.0  # ... stopping at a residual of max(_REFINE_TOL · eps, _REFINE_FRACTION · tol) · ‖rhs‖
 _REFINE_FRACTION = 1e-3  # (a thousandth of the stopping tolerance: the gap and violation never see it)
 _REFINE_RATE = 0.5  # ... or when a step shrinks the residual by less than this factor
+_KKT_REFINE_MAX = 3  # refinement steps on the unreduced Newton equations (see _newton)
+_DENSE_MAX = 1024  # N (2p(d+1) square) is factored directly up to this size, by Woodbury above
+_DENSE_REG = (1e-15, 1e-7)  # relative (to the mean diagonal) static regularization of the dense N
 _CHUNK_ELEMS = 4_000_000  # elements of one (chunk, n, d) slab in the capacitance GEMM
 _HOST_GEMM_WORK = 1e9  # n² p d from which the CPU capacitance GEMM runs on the host BLAS
 
@@ -186,10 +193,11 @@ class IpmFactor(eqx.Module):
     """The normal equations' factorization: the blocks ``B``, their inverses, ``Ω`` and the
     capacitance's Cholesky factor."""
 
-    Binv: Array  # (2p, k, k)
+    Binv: Array  # (2p, k, k), or (0, k, k) when N is factored directly
     B: Array  # (2p, k, k)
     om: Array  # (n,) Ω
-    Lc: Array  # (n, n)
+    Lc: Array  # (n, n), or (0, 0) when N is factored directly
+    Ln: Array  # (2pk, 2pk) the Cholesky factor of N itself for a small program (_dense), else (0, 0)
 
 
 class IpmProblem(eqx.Module):
@@ -366,9 +374,30 @@ def _capacitance(Xs, Df, R, so, single):
     return jax.pure_callback(_capacitance_numpy, out, Xs, Df, R, so, single, vmap_method="sequential")
 
 
-def _factor(Xs, Df, XX, wc, Hq, om, single) -> IpmFactor:
+def _dense_normal(Xs, Df, B, om):
+    """``N = Bdiag + Aᵀ Ω A`` as a ``(2p(d+1), 2p(d+1))`` matrix: ``AᵀΩA`` couples the ``z`` parts
+    through ``K_jk = Xᵀ D_j Ω D_k X`` with the signs of ``u - v``."""
+    twop, k, _ = B.shape
+    F = Df[:, :, None] * Xs[None]  # (p, n, d): D_j ⊙ X
+    K = jnp.einsum("jna,n,knb->jakb", F, om, F)
+    K = jnp.concatenate([jnp.concatenate([K, -K], axis=2), jnp.concatenate([-K, K], axis=2)], axis=0)  # (2p, d, 2p, d)
+    N = jnp.pad(K, ((0, 0), (1, 0), (0, 0), (1, 0))) + jnp.einsum("bij,bc->bicj", B, jnp.eye(twop, dtype=B.dtype))
+    N = N.reshape(twop * k, twop * k)
+    return 0.5 * (N + N.T)
+
+
+def _dense_factor(Xs, Df, B, om):
+    """The Cholesky factor of :func:`_dense_normal` with a relative static regularization (the
+    refinement against the unregularized ``N`` removes its effect)."""
+    N = _dense_normal(Xs, Df, B, om)
+    reg = _DENSE_REG[Xs.dtype == jnp.float32] * jnp.mean(jnp.diagonal(N))
+    return jnp.linalg.cholesky(N + reg * jnp.eye(N.shape[0], dtype=N.dtype))
+
+
+def _factor(Xs, Df, XX, wc, Hq, om, single, dense: bool) -> IpmFactor:
     """Factor ``N = Bdiag + Aᵀ Ω A`` (Woodbury; see the module docstring); ``single``: the
-    capacitance Gram's precision on the host path (:func:`_capacitance`)."""
+    capacitance Gram's precision on the host path (:func:`_capacitance`); ``dense`` (static):
+    factor ``N`` itself instead (:func:`_dense_factor`; the capacitance is then empty)."""
     d = Xs.shape[1]
     p = Df.shape[0]
     dtype = Xs.dtype
@@ -380,6 +409,9 @@ def _factor(Xs, Df, XX, wc, Hq, om, single) -> IpmFactor:
     T = wc @ XX  # (2p, d(d+1)/2)
     B = Hq + jnp.pad(T[:, tri], ((0, 0), (1, 0), (1, 0)))
     B = 0.5 * (B + jnp.swapaxes(B, 1, 2))  # unregularized, for the refinement
+    empty = jnp.zeros((0, 0), dtype)
+    if dense:
+        return IpmFactor(jnp.zeros((0, d + 1, d + 1), dtype), B, om, empty, _dense_factor(Xs, Df, B, om))
     # static regularization (ECOS): bounds the condition number of the blocks; the refinement
     # against the unregularized N removes its effect on the step
     eye = jnp.eye(d + 1, dtype=dtype)
@@ -393,7 +425,7 @@ def _factor(Xs, Df, XX, wc, Hq, om, single) -> IpmFactor:
     # singular M_j) it is F Fᵀ, F = [D_j ⊙ X R_jᵀ]_j (n, p d): one GEMM, half the flops of forming
     # X M_j Xᵀ block by block
     R = jnp.linalg.qr(jnp.concatenate([Li[:p, :, 1:], Li[p:, :, 1:]], axis=1), mode="r")  # (p, d, d)
-    return IpmFactor(Binv, B, om, _capacitance(Xs, Df, R, jnp.sqrt(om), single))
+    return IpmFactor(Binv, B, om, _capacitance(Xs, Df, R, jnp.sqrt(om), single), empty)
 
 
 
@@ -419,6 +451,13 @@ def _woodbury(prob: IpmProblem, fac: IpmFactor, r):
     return w - _bmul(fac.Binv, jnp.pad(g, ((0, 0), (1, 0))))  # no slice of Binv: a copy per step
 
 
+def _approx_solve(prob: IpmProblem, fac: IpmFactor, r):
+    """``N⁻¹ r`` by the dense factor of ``N`` when there is one (:func:`_dense`), else :func:`_woodbury`."""
+    if fac.Ln.shape[0] == 0:
+        return _woodbury(prob, fac, r)
+    return jax.scipy.linalg.cho_solve((fac.Ln, True), r.ravel()).reshape(r.shape)
+
+
 def _nmul(prob: IpmProblem, fac: IpmFactor, v):
     """``N v = B v + Aᵀ Ω A v`` (on the ``z`` part), unregularized."""
     return _bmul(fac.B, v).at[:, 1:].add(_AT(prob, fac.om * _A(prob, v[:, 1:])))
@@ -426,7 +465,7 @@ def _nmul(prob: IpmProblem, fac: IpmFactor, v):
 
 def _refine(prob: IpmProblem, fac: IpmFactor, rhs, c: _Refinement) -> _Refinement:
     """One step of iterative refinement ``x ← x + N̂⁻¹(rhs - N x)``, keeping the better iterate."""
-    xn = c.x + _woodbury(prob, fac, c.r)
+    xn = c.x + _approx_solve(prob, fac, c.r)
     rn = rhs - _nmul(prob, fac, xn)
     resn = jnp.linalg.norm(rn)
     better = resn < c.res  # keep the best iterate: the last step may stagnate
@@ -434,7 +473,7 @@ def _refine(prob: IpmProblem, fac: IpmFactor, rhs, c: _Refinement) -> _Refinemen
 
 
 def _nsolve(prob: IpmProblem, fac: IpmFactor, r):
-    """``N⁻¹ r`` by Woodbury, then iterative refinement with ``N`` itself until the residual is
+    """``N⁻¹ r`` by Woodbury (or the dense factor, see :func:`_approx_solve`), then iterative refinement with ``N`` itself until the residual is
     ``max(_REFINE_TOL · eps, _REFINE_FRACTION · tol) · ‖r‖`` (the floating-point floor, or a
     thousandth of the stopping tolerance ``tol``), stops halving, or ``_REFINE_MAX`` steps. Near the
     optimum ``B`` is so ill-conditioned that Woodbury alone is only 1e-2 to 1e-1 accurate, enough
@@ -444,7 +483,7 @@ def _nsolve(prob: IpmProblem, fac: IpmFactor, r):
     or ended above both its target and ``sqrt(eps) · ‖r‖`` (half the digits lost)."""
     eps, rn = jnp.finfo(r.dtype).eps, jnp.linalg.norm(r)
     target = jnp.maximum(_REFINE_TOL * eps, _REFINE_FRACTION * prob.tol) * rn
-    x0 = _woodbury(prob, fac, r)
+    x0 = _approx_solve(prob, fac, r)
     r0 = r - _nmul(prob, fac, x0)
     start = _Refinement(jnp.zeros((), jnp.int32), x0, r0, jnp.linalg.norm(r0), jnp.asarray(jnp.inf, r.dtype))
     end = jax.lax.while_loop(
@@ -520,6 +559,14 @@ class _Linearization(NamedTuple):
     W2rz: _Pt
 
 
+def _dense(prob: IpmProblem) -> bool:
+    """Whether ``N`` (``2p(d+1)`` square) is factored directly (up to ``_DENSE_MAX``): backward
+    stable, where Woodbury loses all accuracy once ``B`` is nearly singular in a direction that only
+    ``AᵀΩA`` fixes (near-duplicate points of opposite labels, margins ``~1/ε``); ``O((2p(d+1))³)``
+    per iteration, so only for small programs. Above, Woodbury through the ``n × n`` capacitance."""
+    return prob.c.size <= _DENSE_MAX
+
+
 def _linearize(prob: IpmProblem, st: IpmState) -> _Linearization:
     """Residuals ``r_x = ∇φ(x) + c + Gᵀz``, ``r_z = G x + s - h``, ``μ = sᵀz / degree``, the NT
     scaling and the factor of ``N = ∇²φ(x) + Gᵀ W² G`` (Newton's method on the loss)."""
@@ -530,20 +577,79 @@ def _linearize(prob: IpmProblem, st: IpmState) -> _Linearization:
     lam = _Pt(sc.Wm * s.m, sc.Wc * s.c, sc.eta * _hyp_mul(sc.Jw, s.q))
     W2q = (sc.eta * sc.eta)[..., None] * _hyp_sq(sc.Jw)
     om = sc.Wm * sc.Wm if prob.max_margin else _loss_derivatives(prob, _A(prob, x[:, 1:]))[2]
-    fac = _factor(data.Xs, data.Df, prob.XX, sc.Wc * sc.Wc, W2q, om, st.single)
+    fac = _factor(data.Xs, data.Df, prob.XX, sc.Wc * sc.Wc, W2q, om, st.single, _dense(prob))
     return _Linearization(st.k < 0, rx, rz, _dot(s, z) / prob.degree, sc, lam, fac, _W(sc, _W(sc, rz)))
+
+
+def _hess(prob: IpmProblem, fac: IpmFactor, v):
+    """``∇²φ v = Aᵀ diag(ℓ'') A v`` on the ``z`` part (zero for max-margin, where ``Ω`` is the
+    margin rows' scaling, not a Hessian)."""
+    if prob.max_margin:
+        return jnp.zeros_like(v)
+    return jnp.pad(_AT(prob, fac.om * _A(prob, v[:, 1:])), ((0, 0), (1, 0)))
+
+
+def _kkt_solve(prob: IpmProblem, lin: _Linearization, bx, bz: _Pt, bs: _Pt):
+    """Solve ``∇²φ Δx + GᵀΔz = b_x``, ``G Δx + Δs = b_z``, ``λ ∘ (W Δs + W⁻¹ Δz) = b_s`` by the
+    normal equations ``N Δx = b_x - Gᵀ(W (λ \\ b_s) - W² b_z)`` (on the first pass ``N x₀ = -c + Gᵀh``
+    with ``W = I``)."""
+    Wu = _W(lin.sc, _div(lin.lam, bs))
+    rhs = jnp.where(lin.init, prob.rhs0, bx - _GT(prob, _add(Wu, _W(lin.sc, _W(lin.sc, bz)), -1.0)))
+    dx, struggled = _nsolve(prob, lin.fac, rhs)
+    Gdx = _G(prob, dx)
+    return dx, _add(bz, Gdx, -1.0), _add(Wu, _W(lin.sc, _W(lin.sc, _add(Gdx, bz, -1.0)))), struggled
+
+
+def _kkt_residual(prob: IpmProblem, lin: _Linearization, b, d):
+    """The residuals of the three equations of :func:`_kkt_solve` at ``d = (Δx, Δs, Δz)``."""
+    (bx, bz, bs), (dx, dsv, dz) = b, d
+    r1 = bx - _hess(prob, lin.fac, dx) - _GT(prob, dz)
+    r2 = _add(_add(bz, _G(prob, dx), -1.0), dsv, -1.0)
+    r3 = _add(bs, _circ(lin.lam, _add(_W(lin.sc, dsv), _Winv(lin.sc, dz))), -1.0)
+    return r1, r2, r3
+
+
+def _norm3(r):
+    return jnp.sqrt(jnp.sum(r[0] * r[0]) + _dot(r[1], r[1]) + _dot(r[2], r[2]))
+
+
+class _KktRefinement(NamedTuple):
+    k: Array
+    d: tuple  # (Δx, Δs, Δz), the best so far
+    r: tuple  # its residuals
+    res: Array
+    prev: Array
+    struggled: Array
 
 
 def _newton(prob: IpmProblem, lin: _Linearization, ds: _Pt):
     """Solve ``P Δx + GᵀΔz = -r_x``, ``G Δx + Δs = -r_z``, ``λ ∘ (W Δs + W⁻¹ Δz) = ds``
-    (on the first pass: ``N x₀ = -c + Gᵀh`` with ``W = I``)."""
-    Wu = _W(lin.sc, _div(lin.lam, ds))
-    rhs = jnp.where(lin.init, prob.rhs0, -lin.rx - _GT(prob, _add(Wu, lin.W2rz)))
-    dx, struggled = _nsolve(prob, lin.fac, rhs)
-    Gdx = _G(prob, dx)
-    dsv = _add(_neg(lin.rz), Gdx, -1.0)
-    dz = _add(Wu, _W(lin.sc, _W(lin.sc, _add(lin.rz, Gdx))))
-    return dx, dsv, dz, struggled
+    (:func:`_kkt_solve`), then refine on these equations themselves: eliminating ``Δz`` multiplies
+    the normal equations' error by ``W²``, which is huge near the optimum of a nearly infeasible
+    program (margins of ``1/ε`` on points ``ε`` apart), and a step or two of refinement with the
+    same factors brings the residual back to the floating-point floor."""
+    b = (-lin.rx, _neg(lin.rz), ds)
+    dx, dsv, dz, struggled = _kkt_solve(prob, lin, *b)
+    r = _kkt_residual(prob, lin, b, (dx, dsv, dz))
+    target = _REFINE_TOL * jnp.finfo(dx.dtype).eps * _norm3(b)
+
+    def refine(c: _KktRefinement) -> _KktRefinement:
+        ex, es, ez, _ = _kkt_solve(prob, lin, *c.r)
+        d = (c.d[0] + ex, _add(c.d[1], es), _add(c.d[2], ez))
+        rn = _kkt_residual(prob, lin, b, d)
+        resn = _norm3(rn)
+        better = resn < c.res
+        keep = lambda new, old: jax.tree_util.tree_map(lambda u, v: jnp.where(better, u, v), new, old)
+        # a correction's own struggle is not the solve's: its right-hand side is a residual
+        return _KktRefinement(c.k + 1, keep(d, c.d), keep(rn, c.r), jnp.minimum(resn, c.res), c.res, c.struggled)
+
+    start = _KktRefinement(jnp.zeros((), jnp.int32), (dx, dsv, dz), r, _norm3(r), jnp.asarray(jnp.inf, dx.dtype), struggled)
+    end = jax.lax.while_loop(
+        lambda c: ~lin.init & (c.k < _KKT_REFINE_MAX) & (c.res > target) & (c.res < _REFINE_RATE * c.prev),
+        refine,
+        start,
+    )
+    return (*end.d, end.struggled)
 
 
 def _max_step(prob: IpmProblem, v: _Pt, dv: _Pt):
@@ -673,7 +779,7 @@ def ipm_init(prob: IpmProblem) -> IpmState:
     best = Candidate(zb, zb, jnp.zeros((n,), dtype), jnp.zeros((2, p, n), dtype), prog.Optimality(inf, -inf, inf, inf))
     return IpmState(
         x=jnp.zeros((2 * p, d + 1), dtype), s=prob.e, z=prob.e, k=jnp.asarray(-1, jnp.int32),
-        status=jnp.asarray(RUNNING, jnp.int32), best=best, single=jnp.asarray(True),
+        status=jnp.asarray(RUNNING, jnp.int32), best=best, single=jnp.asarray(True), 
     )
 
 

@@ -67,15 +67,28 @@ def cone_values(
 
 
 def group_norm(U: Float[Array, "p d"], V: Float[Array, "p d"]) -> Float[Array, ""]:
-    """The group-lasso penalty ``Σ_j ‖u_j‖ + ‖v_j‖``."""
-    return jnp.sum(jnp.linalg.norm(U, axis=-1)) + jnp.sum(jnp.linalg.norm(V, axis=-1))
+    """The group-lasso penalty ``Σ_j ‖u_j‖ + ‖v_j‖`` (norms safe from overflow, :func:`safe_norm`)."""
+    return jnp.sum(safe_norm(U)) + jnp.sum(safe_norm(V))
 
 
-def _safe_norm(G: Array, axis=-1) -> Array:
-    # sqrt of a sum of squares with a zero-safe gradient (the Lagrangian is differentiated in X).
-    sq = jnp.sum(G * G, axis=axis)
+def safe_norm(G: Array, axis=-1) -> Array:
+    """Euclidean norms along ``axis`` as ``m ‖G / m‖`` with ``m = max |G|`` (held constant for
+    derivatives), so that entries at 1e±200 neither overflow nor vanish when squared; the gradient
+    is zero-safe (the Lagrangian is differentiated in ``X``)."""
+    m = jax.lax.stop_gradient(jnp.max(jnp.abs(G), axis=axis, keepdims=True))
+    m = jnp.where(m > 0, m, 1.0)
+    sq = jnp.sum((G / m) ** 2, axis=axis)
     pos = sq > 0
-    return jnp.where(pos, jnp.sqrt(jnp.where(pos, sq, 1.0)), 0.0)
+    return jnp.squeeze(m, axis) * jnp.where(pos, jnp.sqrt(jnp.where(pos, sq, 1.0)), 0.0)
+
+
+def rms(a: Array, n) -> Array:
+    """``sqrt(Σ a² / n)``, computed as ``m sqrt(Σ (a/m)² / n)`` with ``m = max |a|`` so that data
+    at 1e±300 neither overflow nor vanish; ``1`` for zero data (a scale that changes nothing)."""
+    m = jnp.max(jnp.abs(a))
+    m = jnp.where(m > 0, m, 1.0)
+    r = m * jnp.sqrt(jnp.sum((a / m) ** 2) / n)
+    return jnp.where(r > 0, r, 1.0)
 
 
 def cone_violation(
@@ -102,12 +115,18 @@ def constraint_violation(
     *,
     program: ProgramName = "max-margin",
 ) -> Float[Array, ""]:
-    """Relative constraint violation: the max of :func:`cone_violation` and, for the max-margin
-    program, :func:`margin_violation`. This is ``ConvexSolution.residual``."""
-    cv = cone_violation(X, D, U, V)
+    """Relative constraint violation, ``ConvexSolution.residual``.
+
+    Regularized programs: :func:`cone_violation`. Max-margin program: the max of
+    :func:`margin_violation` and the cone violation ``max_{b,i} (-S_b ⊙ X z_b)_+`` measured, like
+    the margins, against the right-hand side 1 (not against ``max |X z|``): at a large ``P*`` the
+    fits are large while neighbouring points of opposite labels must still differ by 2, so a
+    violation relative to the fits could hide a value far below ``P*`` (near-duplicate points).
+    Both measures are invariant under scaling the data."""
     if program == "max-margin":
+        cv = jnp.max(jax.nn.relu(-cone_values(X, D, U, V)))
         return jnp.maximum(cv, margin_violation(X, y, D, U, V))
-    return cv
+    return cone_violation(X, D, U, V)
 
 
 def dual_blocks(
@@ -130,7 +149,7 @@ def dual_blocks(
 
 def dual_norm(X, D, a, nu) -> Float[Array, ""]:
     """``max_b ‖g_b‖`` over the blocks of :func:`dual_blocks`."""
-    return jnp.max(_safe_norm(dual_blocks(X, D, a, nu)))
+    return jnp.max(safe_norm(dual_blocks(X, D, a, nu)))
 
 
 def max_margin_objective(U: Float[Array, "p d"], V: Float[Array, "p d"]) -> Float[Array, ""]:
@@ -179,8 +198,11 @@ def farkas_residual(X: Float[Array, "n d"], dual_value: Float[Array, ""]) -> Flo
     """:func:`max_margin_infeasibility` of multipliers whose :func:`max_margin_dual_objective` is
     ``dual_value``: ``ε = 1 / (dual_value · max_i ‖x_i‖)``, since the dual bound is the ratio
     ``1ᵀμ⁺ / max_b ‖g_b‖`` that ``ε`` inverts (``0 ↦ +inf``, ``+inf ↦ 0``). A solver that has
-    scored its multipliers gets ``ε`` without a second pass over the ``(2, p, n)`` ``ν``."""
-    return 1.0 / (dual_value * jnp.max(jnp.linalg.norm(X, axis=1)))
+    scored its multipliers gets ``ε`` without a second pass over the ``(2, p, n)`` ``ν``.
+    ``dual_value = inf`` (``1ᵀμ⁺ > 0`` with ``g = 0``) is an exact certificate, ``ε = 0``, also for
+    ``X = 0``."""
+    eps = 1.0 / (dual_value * jnp.max(safe_norm(X, axis=1)))
+    return jnp.where(dual_value == jnp.inf, 0.0, eps)
 
 
 def regularized_primal_objective(
@@ -302,17 +324,33 @@ def optimality(
     be feasible (see :func:`max_margin_dual_objective`, :func:`regularized_dual_objective`).
     A point is accepted as optimal at tolerance ``tol`` when ``gap ≤ tol`` and
     ``residual ≤ tol``.
+
+    Everything is computed on the normalized program (``X / s_x``, ``s_x`` the RMS row norm, and
+    for the squared loss ``y / s_y``, ``β`` scaled to match), whose values are those of the
+    original divided by ``k`` (``1/s_x`` max-margin, ``s_y²`` squared loss, ``1`` logistic).
+    The violation is that of the normalized program. The gap is ``|P - D| / max(1, |P|, |D|)``
+    for the regularized programs and ``|P - D| / max(k, |P|, |D|)`` for the max-margin program,
+    whose values scale like ``1/s_x`` (``P* ≥ 1 / max_i ‖x_i‖``): it is the gap of the normalized
+    max-margin program, so data multiplied by 1e±300 (and ``β`` with them) get the certificate
+    they get at scale 1. Only a value beyond float range is reported as ``inf``.
     """
+    sx = rms(X, X.shape[0])
     if program == "max-margin":
-        value = max_margin_objective(U, V)
-        dval = max_margin_dual_objective(X, y, D, dual, cone_dual)
+        zu, zv, a, nu = U * sx, V * sx, dual * sx, cone_dual * sx
+        value = max_margin_objective(zu, zv)
+        dval = max_margin_dual_objective(X / sx, y, D, a, nu)
+        k = 1.0 / sx
     else:
         loss = loss_of_program(program)
-        value = regularized_primal_objective(X, y, D, U, V, beta=beta, loss=loss)
-        dval = regularized_dual_objective(X, y, D, dual, cone_dual, beta=beta, loss=loss)
-    return Optimality(
-        value, dval, duality_gap(value, dval), constraint_violation(X, y, D, U, V, program=program)
-    )
+        sy = rms(y, y.shape[0]) if loss == "squared" else jnp.ones((), X.dtype)
+        Xs, ys, bs = X / sx, y / sy, beta / (sx * sy)
+        zu, zv, a, nu = U * (sx / sy), V * (sx / sy), dual / sy, cone_dual / sy
+        value = regularized_primal_objective(Xs, ys, D, zu, zv, beta=bs, loss=loss)
+        dval = regularized_dual_objective(Xs, ys, D, a, nu, beta=bs, loss=loss)
+        k = sy * sy
+    floor = 1.0 if program == "max-margin" else 1.0 / k  # the original units' 1, in normalized units
+    gap = jnp.abs(value - dval) / jnp.maximum(floor, jnp.maximum(jnp.abs(value), jnp.abs(dval)))
+    return Optimality(value * k, dval * k, gap, constraint_violation(X / sx, y, D, zu, zv, program=program))
 
 
 def lagrangian(
@@ -342,7 +380,7 @@ def lagrangian(
         dP = jax.grad(lagrangian)(X, y, D, sol.U, sol.V, sol.dual, sol.cone_dual)
     """
     cones = jnp.sum(cone_dual * cone_values(X, D, U, V))
-    pen = jnp.sum(_safe_norm(U)) + jnp.sum(_safe_norm(V))
+    pen = jnp.sum(safe_norm(U)) + jnp.sum(safe_norm(V))
     f = convex_fit(X, D, U, V)
     if program == "max-margin":
         return pen - jnp.sum(dual * (y * f - 1.0)) - cones

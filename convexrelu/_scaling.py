@@ -54,22 +54,13 @@ class SolverResult(NamedTuple):
     iterations: Array
 
 
-def _rms(a, n):
-    """``sqrt(Σ a² / n)`` computed as ``m sqrt(Σ (a/m)² / n)``, ``m = max |a|``, so that data at
-    1e±300 neither overflow nor vanish; 1 for zero data."""
-    m = jnp.max(jnp.abs(a))
-    m = jnp.where(m > 0, m, 1.0)
-    r = m * jnp.sqrt(jnp.sum((a / m) ** 2) / n)
-    return jnp.where(r > 0, r, 1.0)
-
-
 def scale_problem(X, y, D, beta, program: str) -> ScaledProblem:
-    """``X_s = X / s_x``, ``s_x = sqrt(Σ‖x_i‖² / n)`` (:func:`_rms`); for the squared loss ``y_s = y / s_y``,
+    """``X_s = X / s_x``, ``s_x = sqrt(Σ‖x_i‖² / n)`` (:func:`convexrelu._programs.rms`); for the squared loss ``y_s = y / s_y``,
     ``s_y = sqrt(mean y²)`` (a zero scale is taken as 1); ``β_s = β / (s_x s_y)`` (1 for max-margin)."""
     dtype = X.dtype
-    sx = _rms(X, X.shape[0])
+    sx = prog.rms(X, X.shape[0])
     if program == "regularized-squared":
-        sy = _rms(y, y.shape[0])
+        sy = prog.rms(y, y.shape[0])
     else:
         sy = jnp.ones((), dtype)
     beta_s = jnp.ones((), dtype) if program == "max-margin" else beta / (sx * sy)

@@ -58,7 +58,8 @@ class ConvexSolution(eqx.Module):
         cone_dual: multipliers ``ν ≥ 0`` of the cone constraints ``(2D_j - 1) ⊙ X u_j ≥ 0``
             (index 0) and ``(2D_j - 1) ⊙ X v_j ≥ 0`` (index 1), shape ``(2, p, n)``. With ``dual``
             they give the Lagrangian, hence ``∂(value)/∂X`` by the envelope theorem.
-        gap: relative duality gap ``|primal - dual| / max(1, |primal|, |dual|)``.
+        gap: relative duality gap ``|primal - dual| / max(1, |primal|, |dual|)`` (max-margin:
+            ``max(1/s_x, …)``, ``s_x`` the RMS row norm; see :func:`convexrelu.optimality`).
         residual: relative constraint violation (margin and cone constraints).
         status: a :class:`RESULTS` code (0 optimal, 1 max_iters, 2 infeasible, 3 unbounded,
             4 numerical_error, 5 inaccurate); :func:`status_name` gives its text.

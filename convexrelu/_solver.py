@@ -30,7 +30,7 @@ from ._jit import solver_jit
 from ._scaling import ScaledProblem, SolverResult, scale_problem
 from ._solution import RESULTS, ConvexSolution, status_name
 from ._threads import one_blas_thread
-from ._validation import check_patterns, check_targets, check_X, check_Xy, check_y, is_concrete
+from ._validation import check_patterns, check_scalar, check_targets, check_X, check_Xy, check_y, is_concrete
 
 METHODS = ("auto", "ipm", "admm")
 
@@ -76,7 +76,29 @@ def _solve_ipm(X, y, D, beta, tol, infeasible_tol, ipm_iters, admm_iters, *, pro
     res = _solve(X, y, D, beta, None, tol, infeasible_tol, ipm_iters, admm_iters, method="ipm", **static)
     if is_concrete(res.status) and not np.any(np.asarray(res.status) == RESULTS.numerical_error):
         return res
+    if is_concrete(res.status) and jnp.finfo(X.dtype).bits < 64:
+        return _in_float64(res, X, y, D, beta, tol, infeasible_tol, ipm_iters, admm_iters, **static)
     return _continue(X, y, D, beta, res, tol, infeasible_tol, admm_iters, **static)
+
+
+def _in_float64(res: SolverResult, X, y, D, beta, tol, infeasible_tol, ipm_iters, admm_iters, **static) -> SolverResult:
+    """A stalled float32 interior-point run, outside ``jit``, is solved again in float64 on the same
+    (float32) data and the result cast back: float32 iterates stall at the working precision's floor
+    on hard problems (near-duplicate rows of opposite labels), where the float64 method finishes in
+    tens of iterations. Iterations add up. Under ``jit``/``vmap`` the hand-off stays in float32 and
+    the verified status says what it reached."""
+    dt = X.dtype
+
+    def wide(a):
+        return None if a is None else jnp.asarray(np.asarray(a), jnp.float64)
+
+    with jax.enable_x64(True):
+        out = _solve_ipm(wide(X), wide(y), D, wide(beta), wide(tol), wide(infeasible_tol), ipm_iters, admm_iters, **static)
+        out = jax.tree_util.tree_map(
+            lambda a: np.asarray(a).astype(dt) if np.issubdtype(np.asarray(a).dtype, np.floating) else np.asarray(a), out
+        )
+    out = jax.tree_util.tree_map(jnp.asarray, out)
+    return out._replace(iterations=out.iterations + res.iterations)
 
 
 def _positive_int(name, value):
@@ -90,8 +112,7 @@ def _check_options(tol, max_iters, check_every, dtype):
     1e-6 in float64 and 1e-4 in float32, 500 IPM and 50 000 ADMM iterations."""
     if tol is None:
         tol = 1e-6 if jnp.finfo(dtype).bits >= 64 else 1e-4
-    if not isinstance(tol, (int, float)) or not (0 < float(tol) < 1):
-        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
+    tol = check_scalar("tol", tol, lo=0.0, hi=1.0)
     if max_iters is None:
         ipm_iters, admm_iters = _ipm.MAX_ITERS, _admm.MAX_ITERS
     else:
