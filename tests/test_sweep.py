@@ -297,3 +297,15 @@ def test_two_cones_leave_orthogonal_separability_as_the_angle_closes():
     assert not cr.datasets.is_orthogonally_separable(*narrow)
     X, y = narrow
     assert math.isfinite(float(cr.solve_max_margin(X, y, cr.enumerate_patterns(X)).value))  # still separable
+
+
+def test_cli_refuses_an_unwritable_out_with_exit_3_before_any_work(tmp_path, capsys):
+    from convexrelu import cli
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--no-cache", "sweep", str(_toml(tmp_path, SPEC)), "--out", str(blocker / "out")])
+    assert e.value.code == cli.EXIT_IO
+    assert "cannot write to --out" in capsys.readouterr().err
+    assert blocker.read_text() == "not a folder"
