@@ -527,7 +527,7 @@ def results_name(process: int = 0, count: int = 1) -> str:
 
 def _atomic_write(path: str, write) -> None:
     """``write(tmp)``, then ``os.replace(tmp, path)``: readers see the old file or the new one."""
-    tmp = f"{path}.tmp-{os.getpid()}"
+    tmp = f"{path}.tmp-{jax.process_index()}-{os.getpid()}"  # hosts sharing a folder may share pids
     try:
         write(tmp)
         os.replace(tmp, path)
