@@ -7,7 +7,8 @@ host-side step is the same per cell either way). Measured, each in a fresh proce
 host platform has 1 or 2 devices (``--xla_force_host_platform_device_count``):
 
 * ``convexrelu.sweep`` on 1 device and on 2 devices (the batch axis sharded over them), timed on
-  a second sweep of the same spec in a new folder (the first one compiles);
+  a second sweep of the same spec in a new folder; the first one compiles, and its extra time is
+  reported as the compile time (the loop's: its warm-up cell less one cell's time);
 * the Python loop a user would write with the public API, one cell at a time
   (``datasets.two_cones``, ``init_network``, ``train``, ``enumerate_patterns``,
   ``solve_max_margin``), on 1 device, after one warm-up cell.
@@ -38,7 +39,7 @@ RESULTS = os.path.join(_HERE, "results")
 
 SIZES = {
     "quick": dict(n=6, d=2, m=4, steps=100, angles=[1.2, 2.4], seeds=4, batch=4),
-    "full": dict(n=10, d=2, m=8, steps=1000, angles=[0.9, 1.5, 2.1, 2.7], seeds=16, batch=32),
+    "full": dict(n=10, d=2, m=8, steps=1000, angles=[0.9, 1.5, 2.1, 2.7], seeds=128, batch=64),
 }
 
 
@@ -72,18 +73,24 @@ def child(size_name: str, loop: bool, work: str) -> dict:
 
     size = SIZES[size_name]
     spec = cr.load_spec(_spec(size))
+    t = time.perf_counter()
     cr.sweep(spec, out=os.path.join(work, "warm"), progress=False)
+    first = time.perf_counter() - t
     t = time.perf_counter()
     rows = cr.sweep(spec, out=os.path.join(work, "timed"), progress=False).to_pylist()
     seconds = time.perf_counter() - t
     out = dict(devices=len(jax.local_devices()), cells=len(rows), seconds=seconds, cells_per_s=len(rows) / seconds)
+    out["compile_s"] = max(first - seconds, 0.0)  # the first sweep's extra time: compilation
     out["sweep"] = {f"{r['angle']}/{r['seed']}": (r["p_star"], r["status"], r["margin"]) for r in rows}
     if loop:
+        t = time.perf_counter()
         _loop_cell(cr, jax, size, size["angles"][0], 0)  # warm-up: compiles train and the solver
+        warm = time.perf_counter() - t
         t = time.perf_counter()
         cells = {f"{a}/{s}": _loop_cell(cr, jax, size, a, s) for a in size["angles"] for s in range(size["seeds"])}
         loop_s = time.perf_counter() - t
         out["loop"] = dict(cells=len(cells), seconds=loop_s, cells_per_s=len(cells) / loop_s, results=cells)
+        out["loop"]["compile_s"] = max(warm - loop_s / len(cells), 0.0)
     return out
 
 
@@ -108,12 +115,15 @@ def _accuracy(sweep: dict, loop: dict) -> dict:
 
 def _table(size: dict, rows: list[dict], loop: dict, acc: dict) -> str:
     base1 = rows[0]["cells_per_s"]
-    head = "| how | devices | cells | seconds | cells/s | vs loop | vs 1 device |\n|---|---|---|---|---|---|---|\n"
-    lines = [f"| Python loop over cells | 1 | {loop['cells']} | {loop['seconds']:.2f} | {loop['cells_per_s']:.3g} | 1.0 | |"]
+    head = "| how | devices | cells | seconds | cells/s | vs loop | vs 1 device | compile s |\n|---|---|---|---|---|---|---|---|\n"
+    lines = [
+        f"| Python loop over cells | 1 | {loop['cells']} | {loop['seconds']:.2f} | {loop['cells_per_s']:.3g} | 1.0 | | "
+        f"{loop['compile_s']:.1f} |"
+    ]
     for r in rows:
         lines.append(
             f"| convexrelu.sweep | {r['devices']} | {r['cells']} | {r['seconds']:.2f} | {r['cells_per_s']:.3g} | "
-            f"{r['cells_per_s'] / loop['cells_per_s']:.1f} | {r['cells_per_s'] / base1:.2f} |"
+            f"{r['cells_per_s'] / loop['cells_per_s']:.1f} | {r['cells_per_s'] / base1:.2f} | {r['compile_s']:.1f} |"
         )
     sizes = f"n = {size['n']}, d = {size['d']}, m = {size['m']}, {size['steps']} steps, batch {size['batch']}"
     notes = (
@@ -149,10 +159,14 @@ def main(argv=None) -> list[dict]:
 
     result = dict(
         size=SIZES[name], rows=rows, loop={k: v for k, v in loop.items() if k != "results"}, accuracy=acc,
-        machine=dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count()),
+        machine=dict(platform=platform.platform(), processor=platform.processor(), cpus=os.cpu_count(), load=os.getloadavg()),
         jax=jax.__version__,
     )
-    title = f"Sweep throughput (float64, {os.cpu_count()} CPUs, jax {jax.__version__}, XLA host-platform devices)"
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    title = (
+        f"Sweep throughput (float64, {os.cpu_count()} CPUs, jax {jax.__version__}, XLA host-platform devices; "
+        f"load average at the end {load})"
+    )
     write_results(args.out, "sweep_quick" if args.quick else "sweep", f"{title}\n\n{table}", result)
     return rows + [dict(loop={k: v for k, v in loop.items() if k != "results"}, accuracy=acc)]
 

@@ -16,7 +16,10 @@ one convex max-margin solve each, and writes one row per cell to ``results.parqu
   devices and writes its own ``results-<i>-of-<k>.parquet``.
 * **Per-problem stopping.** Under ``vmap`` the solvers' ``while_loop`` runs until every problem
   of the batch has stopped, and a problem that has stopped is frozen (JAX selects its old state),
-  so each keeps its own iteration count and status, the ones it has when solved alone.
+  so each keeps its own iteration count and status, the ones it has when solved alone. The
+  batch's loop lasts as long as its slowest problem, so a batch is solved with an iteration cap
+  and the few cells still running at the cap (an interior-point run continued by ADMM) are solved
+  again, uncapped, in a small batch of their own.
 * **Results.** After every batch the whole table is written to a temporary file and moved over
   ``results.parquet`` (``os.replace``, atomic), so an interruption (Ctrl-C, a killed process)
   loses at most the batch in flight. ``spec.json`` holds the spec and its fingerprint: a folder
@@ -50,7 +53,7 @@ from ._certificates import kkt_certificate
 from ._losses import log_loss, neuron_alignment, normalized_margin
 from ._network import Network, init_network, neuron_patterns
 from ._patterns import enumerate_patterns, merge_patterns, pattern_count, sample_patterns
-from ._solution import status_name
+from ._solution import RESULTS, status_name
 from ._solver import solve_max_margin
 from ._train import train
 
@@ -68,6 +71,8 @@ GENERATORS = {
 _MAX_ENUMERATED = 20_000  # patterns = "enumerate" is refused above this Cover count
 _CHECKPOINTS = 50  # alignment and loss recorded at this many equal chunks of training
 _EARLY_LOSS_FRACTION = 0.99  # "early": the loss is still within 1% of 𝓛(0) = n log 2
+_FIRST_PASS_ITERS = 100  # a batch's solve stops here; the cells still running are solved again alone
+_REDO_BATCH = 4  # cells solved again per batch of their own
 _KKT_TOL, _CERT_TOL, _SUPPORT_TOL = 1e-2, 1e-3, 1e-2  # the cross-check's certificate tolerances
 
 _DEFAULTS = {
@@ -366,12 +371,40 @@ def _train_batch(X, y, key_data, scales, *, sharding, m, steps, schedule, lr, ma
     return jax.lax.with_sharding_constraint(out, sharding)
 
 
-@functools.partial(jax.jit, static_argnames=("sharding", "tol"))
-def _solve_batch(X, y, D, *, sharding, tol) -> dict[str, jax.Array]:
+@functools.partial(jax.jit, static_argnames=("sharding", "tol", "max_iters"))
+def _solve_batch(X, y, D, *, sharding, tol, max_iters=None) -> dict[str, jax.Array]:
     """:func:`solve_max_margin` over the batch (``vmap``; each problem stops on its own)."""
-    sol = jax.vmap(lambda X, y, D: solve_max_margin(X, y, D, tol=tol, throw=False))(X, y, D)
+    sol = jax.vmap(lambda X, y, D: solve_max_margin(X, y, D, tol=tol, max_iters=max_iters, throw=False))(X, y, D)
     out = {k: getattr(sol, k) for k in ("value", "gap", "residual", "status", "iterations")}
     return jax.lax.with_sharding_constraint(out, sharding)
+
+
+def _solve_cells(X, y, D, *, sharding, tol, real: int) -> tuple[dict[str, np.ndarray], list[str]]:
+    """Every cell's solve, as if alone, without letting one slow cell hold up the batch.
+
+    A vmapped ``while_loop`` runs until its slowest problem stops: one cell whose interior-point
+    run stalls and is continued by ADMM (thousands of iterations) would cost the whole batch as
+    many. So the batch is solved with at most :data:`_FIRST_PASS_ITERS` iterations per method;
+    a cell that ends ``optimal`` or ``infeasible`` there has stopped exactly where an uncapped
+    solve stops (the limit only ends the loop), and the others are solved again with the default
+    limits, :data:`_REDO_BATCH` at a time (padded like a batch); of a padded batch only the first
+    ``real`` cells are. Returns the host arrays and each cell's device."""
+    put = functools.partial(jax.device_put, device=sharding)
+    out = _solve_batch(put(X), put(y), put(D), sharding=sharding, tol=tol, max_iters=_FIRST_PASS_ITERS)
+    devices = _devices(out["value"])
+    out = {k: np.array(v) for k, v in out.items()}
+    redo = np.flatnonzero(~np.isin(out["status"][:real], (RESULTS.optimal, RESULTS.infeasible)))
+    size = -(-_REDO_BATCH // sharding.mesh.size) * sharding.mesh.size  # as a batch: device-independent
+    for start in range(0, redo.size, size):
+        idx = redo[start : start + size]
+        take = np.concatenate([idx, np.repeat(idx[-1:], size - idx.size)])  # padded: one shape
+        again = _solve_batch(put(X[take]), put(y[take]), put(D[take]), sharding=sharding, tol=tol)
+        where = _devices(again["value"])
+        for k, v in again.items():
+            out[k][idx] = np.asarray(v)[: idx.size]
+        for j, i in enumerate(idx):
+            devices[i] = where[j]
+    return out, devices
 
 
 # ---------------------------------------------------------------------------------------- batches
@@ -457,10 +490,8 @@ def _run_batch(batch: Batch, mesh: Mesh, size: int) -> tuple[list[dict[str, Any]
     budget = _pattern_budget(n, d, c0["m"], c0["patterns"])
     pats = [_cell_patterns(c, inp.X[i], nets[i], budget) for i, c in enumerate(padded)]
     times["patterns_s"], t = time.perf_counter() - t, time.perf_counter()
-    sol = jax.block_until_ready(_solve_batch(X, y, put(np.stack([p[0] for p in pats])), sharding=sharding, tol=c0["tol"]))
+    sol, devices = _solve_cells(inp.X, inp.y, np.stack([p[0] for p in pats]), sharding=sharding, tol=c0["tol"], real=len(cells))
     times["solve_s"], t = time.perf_counter() - t, time.perf_counter()
-    devices = _devices(sol["value"])
-    sol = {k: np.asarray(v) for k, v in sol.items()}
     certs = [_certify(c, inp.X[i], inp.y[i], nets[i], pats[i][0], float(host.margin[i])) for i, c in enumerate(cells)]
     times["certify_s"] = time.perf_counter() - t
     every = c0["steps"] // min(_CHECKPOINTS, c0["steps"])
@@ -496,7 +527,7 @@ def results_name(process: int = 0, count: int = 1) -> str:
 
 def _atomic_write(path: str, write) -> None:
     """``write(tmp)``, then ``os.replace(tmp, path)``: readers see the old file or the new one."""
-    tmp = f"{path}.tmp-{os.getpid()}"
+    tmp = f"{path}.tmp-{jax.process_index()}-{os.getpid()}"  # hosts sharing a folder may share pids
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -447,12 +447,14 @@ def solve(args) -> int:
 
 def sweep(args) -> int:
     """Run :func:`convexrelu.sweep` on a TOML spec into ``--out``; print the table's path and a
-    summary. Returns 0 when every cell's solve is optimal, 1 otherwise; 2 for a bad spec or folder."""
+    summary. Returns 0 when every cell's solve is optimal, 1 otherwise; 2 for a bad spec or a folder
+    of another spec, 3 for an ``--out`` that cannot be written (checked before any work)."""
     _x64()
     import convexrelu as cr
 
     try:
-        spec = cr.load_spec(args.spec)
+        spec = cr.load_spec(args.spec)  # a bad spec is refused before the folder is touched
+        prepare_out(args.out)  # an unwritable --out fails now (exit 3), not after the first batch
         table = _interruptible(cr.sweep, spec, out=args.out, resume=not args.no_resume, progress=not args.quiet)
     except cr.SweepError as e:
         raise BadInput(str(e)) from None

@@ -297,3 +297,41 @@ def test_two_cones_leave_orthogonal_separability_as_the_angle_closes():
     assert not cr.datasets.is_orthogonally_separable(*narrow)
     X, y = narrow
     assert math.isfinite(float(cr.solve_max_margin(X, y, cr.enumerate_patterns(X)).value))  # still separable
+
+
+def test_cli_refuses_an_unwritable_out_with_exit_3_before_any_work(tmp_path, capsys):
+    from convexrelu import cli
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--no-cache", "sweep", str(_toml(tmp_path, SPEC)), "--out", str(blocker / "out")])
+    assert e.value.code == cli.EXIT_IO
+    assert "cannot write to --out" in capsys.readouterr().err
+    assert blocker.read_text() == "not a folder"
+
+
+@pytest.mark.slow
+def test_a_stalled_cell_is_solved_again_uncapped_without_holding_up_its_batch():
+    """Angle 1.5, seed 24 (n = 10, d = 2) stalls the interior point at tol 1e-8 and needs ADMM's
+    continuation (> 1000 iterations): the capped batch leaves it running, the second pass solves
+    it to optimality; the other cells keep their standalone iteration counts exactly."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    from convexrelu import _sweep
+
+    data = []
+    for angle, seed in ((1.5, 24), (0.9, 1), (2.7, 2)):
+        key = jax.random.split(jax.random.key(seed), 3)[0]
+        X, y = cr.datasets.two_cones(10, 2, angle=angle, key=key)
+        data.append((np.asarray(X), np.asarray(y), np.asarray(cr.enumerate_patterns(X))))
+    if len({D.shape for _, _, D in data}) != 1:  # pragma: no cover - general position
+        pytest.skip("the datasets have different numbers of patterns")
+    X, y, D = (np.stack([p[i] for p in data]) for i in range(3))
+    sharding = NamedSharding(Mesh(np.asarray(jax.local_devices()[:1]), ("batch",)), PartitionSpec("batch"))
+    out, _ = _sweep._solve_cells(X, y, D, sharding=sharding, tol=1e-8, real=3)
+    alone = [cr.solve_max_margin(*p, tol=1e-8, throw=False) for p in data]
+    assert [cr.status_name(s) for s in out["status"]] == ["optimal"] * 3
+    assert out["iterations"][0] > _sweep._FIRST_PASS_ITERS  # solved past the cap, not stopped at it
+    assert out["iterations"][1:].tolist() == [int(s.iterations) for s in alone[1:]]
+    np.testing.assert_allclose(out["value"], [float(s.value) for s in alone], rtol=1e-7)
