@@ -318,8 +318,8 @@ def solve_max_margin(
     """
     X, y = check_Xy(X, y)
     D = check_patterns(D, X.shape[0])
-    return _run(
-        X, y, D, 0.0, "max-margin", tol=tol, max_iters=max_iters, throw=throw, init=init,
+    return differentiable_solve(  # implicit gradients in X (_implicit), around the solve
+        _run, X, y, D, 0.0, "max-margin", tol=tol, max_iters=max_iters, throw=throw, init=init,
         check_every=check_every, infeasible_tol=infeasible_tol, method=method, progress=progress,
     )
 
