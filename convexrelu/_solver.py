@@ -21,18 +21,23 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
-from . import _admm, _ipm
+from . import _admm, _ipm, _matrix_free
 from . import _programs as prog
 from ._admm import admm_solve
 from ._implicit import differentiable_solve
 from ._ipm import ipm_solve, uses_host_gram
 from ._jit import solver_jit
+from ._matrix_free import chunk_size, matrix_free_solve
+from ._memory import check_memory
 from ._scaling import ScaledProblem, SolverResult, scale_problem
 from ._solution import RESULTS, ConvexSolution, status_name
 from ._threads import one_blas_thread
 from ._validation import check_patterns, check_targets, check_X, check_Xy, check_y, is_concrete
 
-METHODS = ("auto", "ipm", "admm")
+METHODS = ("auto", "ipm", "admm", "matrix-free")
+
+AUTO_MATRIX_FREE_N = 5_000
+"""``method="auto"`` picks the matrix-free solver from this many samples on (see :func:`solve_regularized`)."""
 
 
 def _hand_off(data: ScaledProblem, res: SolverResult, tol, infeasible_tol, max_iters, check_every: int, progress=None):
@@ -48,12 +53,17 @@ def _hand_off(data: ScaledProblem, res: SolverResult, tol, infeasible_tol, max_i
     return jax.tree_util.tree_map(lambda a, b: jnp.where(need, a, b), cont, res)
 
 
-@solver_jit(static_argnames=("program", "method", "check_every", "progress"))
+@solver_jit(static_argnames=("program", "method", "check_every", "progress", "chunk"))
 def _solve(
     X, y, D, beta, init, tol, infeasible_tol, ipm_iters, admm_iters, *, program: str, method: str, check_every: int,
-    progress=None,
+    progress=None, chunk: int = 0,
 ) -> SolverResult:
-    """One problem (``vmap`` batches it): scale the data and run the algorithm."""
+    """One problem (``vmap`` batches it): scale the data and run the algorithm (the matrix-free
+    solver scales its own and takes its iteration limit in ``admm_iters``)."""
+    if method == "matrix-free":
+        return matrix_free_solve(
+            X, y, D, beta, init, tol, admm_iters, program=program, check_every=check_every, chunk=chunk, progress=progress
+        )
     data = scale_problem(X, y, D, beta, program)
     if method == "admm":
         return admm_solve(data, init, tol, infeasible_tol, admm_iters, check_every, progress=progress)
@@ -85,15 +95,17 @@ def _positive_int(name, value):
     return int(value)
 
 
-def _check_options(tol, max_iters, check_every, dtype):
-    """``(tol, IPM iteration limit, ADMM iteration limit, check_every)``; the defaults: ``tol``
-    1e-6 in float64 and 1e-4 in float32, 500 IPM and 50 000 ADMM iterations."""
+def _check_options(tol, max_iters, check_every, dtype, method="ipm"):
+    """``(tol, IPM iteration limit, ADMM (or matrix-free) iteration limit, check_every)``; the
+    defaults: ``tol`` 1e-6 in float64 and 1e-4 in float32, 500 IPM, 50 000 ADMM and 20 000
+    matrix-free iterations."""
     if tol is None:
         tol = 1e-6 if jnp.finfo(dtype).bits >= 64 else 1e-4
     if not isinstance(tol, (int, float)) or not (0 < float(tol) < 1):
         raise ValueError(f"tol must be a number in (0, 1), got {tol!r}")
     if max_iters is None:
-        ipm_iters, admm_iters = _ipm.MAX_ITERS, _admm.MAX_ITERS
+        ipm_iters = _ipm.MAX_ITERS
+        admm_iters = _matrix_free.MAX_ITERS if method == "matrix-free" else _admm.MAX_ITERS
     else:
         ipm_iters = admm_iters = _positive_int("max_iters", max_iters)
     return float(tol), ipm_iters, admm_iters, _positive_int("check_every", check_every)
@@ -116,10 +128,16 @@ def _check_init(init, program, p, d, n, dtype):
     return tuple(jnp.where(jnp.isfinite(a), a, 0.0).astype(dtype) for a in (init.U, init.V, init.dual, init.cone_dual))
 
 
-def _pick_method(method, program, init):
+def _pick_method(method, program, init, n):
+    """The algorithm: ``"auto"`` is the matrix-free solver for a regularized program with
+    ``n ≥ AUTO_MATRIX_FREE_N``, else ADMM with a warm start and the interior point without."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "matrix-free" and program == "max-margin":
+        raise ValueError("method='matrix-free' solves the regularized programs; use 'ipm' or 'admm' for max-margin")
     if method == "auto":
+        if program != "max-margin" and n >= AUTO_MATRIX_FREE_N:
+            return "matrix-free"
         return "admm" if init is not None else "ipm"
     if method == "ipm" and init is not None:
         raise ValueError("method='ipm' does not warm start; use method='admm' (or 'auto') with init=")
@@ -170,7 +188,10 @@ def _verify_on_host(X, y, D, U, V, dual, nu, beta, status, *, program, tol, infe
     with jax.enable_x64(True):
         X, y, U, V, dual, nu, beta = (jnp.asarray(np.asarray(a), jnp.float64) for a in (X, y, U, V, dual, nu, beta))
         D = jnp.asarray(np.asarray(D))
-        opt = prog.optimality(X, y, D, U, V, dual, nu, program=program, beta=beta)
+        if program == "max-margin":
+            opt = prog.optimality(X, y, D, U, V, dual, nu, program=program, beta=beta)
+        else:  # the same formulas over chunks of patterns: no (2, p, n) float64 temporaries
+            opt = _matrix_free.chunked_optimality(X, y, D, U, V, dual, nu, program=program, beta=beta)
         value, gap, residual = float(opt.value), float(opt.gap), float(opt.residual)
         code = int(status)
         if code == RESULTS.infeasible:
@@ -201,9 +222,10 @@ def _run(X, y, D, beta, program, *, tol, max_iters, throw, init, check_every, in
     """Check the options, run :func:`_solve` (the IPM's LAPACK on one BLAS thread, unless its
     capacitance GEMM runs on the host BLAS: :mod:`convexrelu._threads`), build the solution."""
     n, d = X.shape
-    method = _pick_method(method, program, init)
-    tol_, ipm_iters, admm_iters, check_every = _check_options(tol, max_iters, check_every, X.dtype)
+    method = _pick_method(method, program, init, n)
+    tol_, ipm_iters, admm_iters, check_every = _check_options(tol, max_iters, check_every, X.dtype, method)
     init_arrs = _check_init(init, program, D.shape[0], d, n, X.dtype)
+    check_memory(method, n, d, D.shape[0], jnp.dtype(X.dtype).itemsize)  # before any work
     itol = FARKAS_TOL if infeasible_tol is None else float(infeasible_tol)
     dt = X.dtype
     beta = jnp.asarray(beta, dt)
@@ -215,7 +237,7 @@ def _run(X, y, D, beta, program, *, tol, max_iters, throw, init, check_every, in
         else:
             res = _solve(
                 X, y, D, beta, init_arrs, *args, program=program, method=method, check_every=check_every,
-                progress=progress,
+                progress=progress, chunk=chunk_size(D.shape[0], n, jnp.dtype(dt).itemsize),
             )
         if limit and is_concrete(res.status):  # JAX dispatches asynchronously: finish inside the limit
             jax.block_until_ready(res.status)
