@@ -78,7 +78,7 @@ def test_warm_start_vmap_and_jit():
         one = cr.solve_regularized(X, y, D, beta=b, **kw)
         assert int(batch.status[i]) == 0 and abs(float(batch.value[i]) - float(one.value)) <= 1e-6 * float(one.value)
     jitted = jax.jit(lambda X: cr.solve_regularized(X, y, D, beta=0.2 * bmax, **kw).value)(X)
-    assert abs(float(jitted) - float(first.value)) <= 1e-10 * float(first.value)
+    assert abs(float(jitted) - float(first.value)) <= 1e-6 * float(first.value)  # both within tol of P*
 
 
 def test_auto_and_bad_methods():
