@@ -17,10 +17,11 @@ program, scored by the same formulas as :func:`convexrelu.optimality` (primal va
 scaled onto the feasible set, relative gap and cone violation), at no extra pass over the data.
 The stopping test is therefore checked at every iteration.
 
-Outer loop: the subproblem's own duality gap splits the program's gap into the subproblem's
-suboptimality and the complementarity ``πᵀ G z``; the multipliers are updated (``ν ← π``, the
-momentum restarted) when the suboptimality falls below half of the constraint error
-(complementarity, violation), and ``δ`` doubles when an update did not shrink that error by 4×.
+Outer loop: the subproblem's own duality gap (its dual bound is the program's minus
+``‖μ - ν‖² / (2δ)``) measures how well ``L_δ(·; ν)`` is minimized; the multipliers are updated
+(``ν ← π``, the momentum restarted) when that relative gap falls below half of the constraint
+error ``max |min(G z, ν/δ)| = max |π - ν| / δ`` (relative like the violation), and ``δ`` doubles
+when an update did not shrink that error by 4× (the classical rule, Bertsekas 1982).
 Inner loop: R-FISTA as :func:`convexrelu.solve_gated`: a backtracking line search on the
 quadratic bound of the smooth part (one forward pass a trial) from a step that grows 1.25× per
 iteration, starting at ``1/L``, ``L = ℓ''‖A‖² + δ‖X‖²`` (``‖A‖²`` by power iteration), and
@@ -28,11 +29,15 @@ gradient-mapping restarts (O'Donoghue & Candès 2015). The penalty's curvature i
 of the active constraints' rows only, far below ``δ‖X‖²``: the line search finds steps several
 times ``1/L``.
 
-Why this and not ADMM with a PCG linear step (CRONOS, Feng, Frangella & Pilanci 2024): the
-ADMM z-step ``(I ⊗ B + ρ AᵀA) z = rhs`` needs several conjugate-gradient iterations per ADMM
-step, each one application of ``A`` and ``Aᵀ``, while an AL iteration costs one application of
-``A``, ``G`` and their adjoints and certifies its iterate as a side effect; measured at
-``n = 10⁴`` (``benchmarks/results/reach.md``) the AL reaches the gap 1e-4 first.
+Why this and not ADMM with a PCG linear step (CRONOS, Feng, Frangella & Pilanci 2024): ADMM on
+this program (:mod:`convexrelu._admm`) keeps the slacks ``s = G z`` and their multipliers, two
+more ``(2, p, n)`` arrays, and needs Anderson acceleration (ten further copies) to converge in a
+few thousand iterations; its z-step ``(I ⊗ B + ρ AᵀA) z = rhs`` then costs several CG iterations,
+each one application of ``A`` and ``Aᵀ``. The AL keeps one ``(2, p, n)`` array, costs about one
+application of ``A``, ``G`` and their adjoints per iteration plus the line search's forward
+pass, and certifies each iterate as a side effect. Its weakness, measured on teacher data
+(commit messages, ``benchmarks/results/reach.md``): it needs about ten times more iterations
+than ADMM with exact solves, as the multiplier updates converge slowly when the cones bind.
 
 Memory: the operator ``W ↦ Σ_j D_j X w_j``, ``G`` and their adjoints are applied over chunks of
 patterns (``lax.fori_loop`` with dynamic slices of :data:`CHUNK_BYTES` each), never forming

@@ -8,7 +8,8 @@ solve's float dtype (``itemsize`` bytes), plus the boolean patterns (1 byte each
 * ``"admm"``: the ``n × n`` capacitance factor, ``DᵀD`` and temporaries (4 ``n²``), and the
   iterate with its Anderson history (``2 · MEMORY + 4`` copies of ``4 pn``);
 * ``"matrix-free"``: the multipliers ``ν``, their update and the returned ``ν`` (3 × ``2pn``), the
-  data and blocks (``4 nd + 20 pd``), and the chunk temporaries (8 × :data:`CHUNK_BYTES`).
+  data and blocks (``4 nd + 20 pd``), and 8 chunk temporaries of ``(2, c, n)`` floats (``c`` patterns a chunk:
+  :data:`convexrelu._matrix_free.CHUNK_BYTES`).
 
 A float32 solve adds its float64 verification on the host (:mod:`convexrelu._solver`): the
 certificate's ``ν`` and the data in float64.
@@ -19,7 +20,7 @@ from __future__ import annotations
 import os
 
 from . import _anderson
-from ._matrix_free import CHUNK_BYTES
+from ._matrix_free import chunk_size
 
 
 def physical_memory() -> int:
@@ -39,13 +40,19 @@ def memory_estimate(method: str, n: int, d: int, p: int, itemsize: int) -> int:
     elif method == "admm":
         floats = 4 * n * n + (2 * _anderson.MEMORY + 4) * 4 * pn
     elif method == "matrix-free":
-        floats = 6 * pn + 8 * CHUNK_BYTES // itemsize
+        floats = 6 * pn + 16 * chunk_size(p, n, itemsize) * n  # 8 chunk temporaries of (2, c, n)
     else:
         raise ValueError(f"no memory estimate for method {method!r}")
     total = pn + (4 * n * d + 20 * p * d + floats) * itemsize  # boolean patterns, data and blocks, the method's arrays
     if itemsize < 8:  # the float64 verification of a float32 status on the host
         total += 8 * (2 * pn + n * d)
     return int(total)
+
+
+def fits_in_memory(method: str, n: int, d: int, p: int, itemsize: int) -> bool:
+    """Whether :func:`memory_estimate` is within :func:`physical_memory` (True when unknown)."""
+    have = physical_memory()
+    return not have or memory_estimate(method, n, d, p, itemsize) <= have
 
 
 def check_memory(method: str, n: int, d: int, p: int, itemsize: int) -> None:

@@ -104,3 +104,21 @@ def test_memory_refusal_before_any_work(monkeypatch):
     assert not calls  # refused before any solve started
     monkeypatch.setattr(_memory, "physical_memory", lambda: 0)  # unknown: no refusal
     assert cr.solve_regularized(X, y, D, beta=1.0, method="matrix-free", tol=1e-4).ok and calls
+
+
+def test_auto_picks_matrix_free_when_the_interior_point_does_not_fit(monkeypatch):
+    X, y, D = _problem()
+    (n, d), p = X.shape, D.shape[0]
+    ipm, mf = (_memory.memory_estimate(m, n, d, p, 8) for m in ("ipm", "matrix-free"))
+    assert mf < ipm
+    picked = []
+    solve = _solver._solve
+    monkeypatch.setattr(_solver, "_solve", lambda *a, **k: picked.append(k["method"]) or solve(*a, **k))
+    monkeypatch.setattr(_memory, "physical_memory", lambda: (ipm + mf) // 2)  # room for one, not the other
+    sol = cr.solve_regularized(X, y, D, beta=1.0, tol=1e-4)
+    assert sol.ok and picked == ["matrix-free"]
+    with pytest.raises(MemoryError):  # asked for by name, the interior point is refused
+        cr.solve_regularized(X, y, D, beta=1.0, method="ipm")
+    monkeypatch.setattr(_memory, "physical_memory", lambda: 2 * ipm)
+    cr.solve_regularized(X, y, D, beta=1.0, tol=1e-4)
+    assert picked[-1] == "ipm"
