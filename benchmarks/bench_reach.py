@@ -1,5 +1,17 @@
-"""Reach (issue 19): the gated ReLU program against scnn's R-FISTA, and the scikit-learn estimators
-against a non-convex network trained by optax Adam and scikit-learn's ``MLPClassifier``.
+"""Reach (issue 19): the ReLU program by the matrix-free solver against scnn's AL, the gated ReLU
+program against scnn's R-FISTA, and the scikit-learn estimators against a non-convex network
+trained by optax Adam and scikit-learn's ``MLPClassifier``.
+
+ReLU rows: teacher data with ``d = 50``, ``p = 500`` gates ``G ~ N(0, I)`` shared by both libraries,
+squared loss, ``λ = 1e-2`` in scnn's convention (``β = n λ``), ``n`` in ``--relu-sizes``. Each half of
+a row runs in a fresh subprocess, so its peak resident memory (``ru_maxrss``) is its own. Ours:
+``solve_regularized(..., method="matrix-free", tol=1e-4)``, compiled first, its iteration limit set
+from the measured cost of one iteration to fit ``--relu-budget`` seconds (status ``max_iters`` when
+the gap 1e-4 is not reached within it). scnn: ``ConvexReLU`` + ``AL`` (its defaults, but
+``max_primal_iters = --peer-iters``), float64, capped at ``--peer-timeout`` seconds of wall clock,
+run up to ``n = --peer-max-n``; its objective and relative cone violation are scored by ours on
+its own gates. "ours ≤ scnn objective" is ours' time when its final objective is at or below
+scnn's.
 
 Gated rows: teacher data (``convexrelu.datasets.teacher``, labels ±1) with ``d = 50``, ``p`` gates
 (500; 100 at ``n = 10⁵`` by default, so that the whole run, scnn included, stays within ~10 minutes)
@@ -19,8 +31,9 @@ same width ``m`` trained by optax Adam (full batch, logistic / softmax cross-ent
 ``beta``, biases) and ``MLPClassifier(hidden_layer_sizes=(m,))``: test accuracy and fit time (ours
 includes compilation on the first fit of a shape).
 
-Usage: python benchmarks/bench_reach.py [--quick] [--sizes 10000,100000:100] [--p 500] [--no-scnn]
-[--skip-estimators] [--out DIR]
+Usage: python benchmarks/bench_reach.py [--quick] [--relu-sizes 1000,10000,100000] [--relu-budget S]
+[--peer-timeout S] [--peer-iters K] [--peer-max-n N] [--dtype float64] [--sizes 10000,100000:100]
+[--p 500] [--no-scnn] [--skip-gated] [--skip-estimators] [--out DIR]
 """
 
 from __future__ import annotations
@@ -106,6 +119,120 @@ def bench_gated(n, d, p, lam, *, scnn=True, seed=0):
             break
     print(row, flush=True)
     return row
+
+
+# ----------------------------------------------------------------------------------------------
+# ReLU program: ours (matrix-free) vs scnn AL on the same gates, each in a fresh subprocess
+# ----------------------------------------------------------------------------------------------
+
+
+def _peak_mb():
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def relu_ours(n, d, p, lam, budget_s, dtype):
+    """Ours, compiled first; the iteration limit fits ``budget_s`` from the measured cost of one
+    iteration (20 timed iterations after the warm-up)."""
+    X, y, G = gated_data(n, d, p)
+    Xj, yj = jnp.asarray(X, dtype), jnp.asarray(y, dtype)
+    D = jnp.asarray(X @ G.T >= 0).T
+    beta = n * lam
+
+    def solve(max_iters):
+        return cr.solve_regularized(Xj, yj, D, beta=beta, method="matrix-free", tol=1e-4, max_iters=max_iters, throw=False)
+
+    _, t_first = timed(lambda: solve(2))  # compilation and two iterations
+    probe, t_probe = timed(lambda: solve(22))
+    per_iter = t_probe / 22
+    cap = max(22, int(budget_s / per_iter))
+    sol, t = timed(lambda: solve(cap))
+    return dict(ours_s=t, ours_status=sol.status_name, ours_gap=float(sol.gap), ours_residual=float(sol.residual),
+                ours_objective=float(sol.value) / n, ours_iters=int(sol.iterations), ours_iter_cap=cap,
+                ours_s_per_iter=per_iter, ours_compile_s=t_first, ours_peak_mb=_peak_mb(), ours_dtype=str(jnp.dtype(dtype)))
+
+
+def relu_scnn(n, d, p, lam, max_primal_iters):
+    """scnn's ``ConvexReLU`` + ``AL`` (its defaults but ``max_primal_iters``), float64, data not
+    unitized; its objective and relative cone violation scored by ours on its own gates."""
+    from scnn.metrics import Metrics
+    from scnn.models import ConvexReLU
+    from scnn.optimize import optimize_model
+    from scnn.regularizers import NeuronGL1
+    from scnn.solvers import AL
+
+    X, y, G = gated_data(n, d, p)
+    model = ConvexReLU(G.T.copy())
+    t0 = time.perf_counter()
+    model, _ = optimize_model(model, AL(model, max_primal_iters=max_primal_iters), Metrics(), X, y,
+                              regularizer=NeuronGL1(lam), unitize_data=False, dtype="float64", return_convex=True)
+    t = time.perf_counter() - t0
+    U, V = (jnp.asarray(np.asarray(a)[0]) for a in model.parameters)
+    Dp = jnp.asarray(X @ np.asarray(model.G) >= 0).T
+    Xj, yj = jnp.asarray(X), jnp.asarray(y)
+    obj = float(cr.regularized_primal_objective(Xj, yj, Dp, U, V, beta=n * lam)) / n
+    viol = float(cr.constraint_violation(Xj, yj, Dp, U, V, program="regularized-squared"))
+    return dict(peer_s=t, peer_objective=obj, peer_residual=viol, peer_peak_mb=_peak_mb())
+
+
+def _worker(argv):
+    """``--relu-worker ours|scnn N D P LAM BUDGET|ITERS DTYPE``: one row's half, a JSON line on stdout."""
+    import json
+
+    who, n, d, p, lam, limit, dtype = argv
+    if who == "ours":
+        row = relu_ours(int(n), int(d), int(p), float(lam), float(limit), jnp.dtype(dtype))
+    else:
+        row = relu_scnn(int(n), int(d), int(p), float(lam), int(limit))
+    print("RESULT " + json.dumps(row), flush=True)
+
+
+def _run_worker(args, timeout_s):
+    import json
+    import subprocess
+
+    cmd = [sys.executable, str(pathlib.Path(__file__).resolve()), "--relu-worker", *map(str, args)]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return None, f"did not finish in {timeout_s:.0f} s"
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+    if not lines:
+        return None, f"failed: {out.stderr.strip().splitlines()[-1] if out.stderr.strip() else out.returncode}"
+    return json.loads(lines[-1][7:]), None
+
+
+def bench_relu(n, d, p, lam, *, budget_s, peer_timeout_s, peer_iters, dtype="float64", scnn=True):
+    row = dict(program="regularized-squared", n=n, d=d, p=p, lam=lam, budget_s=budget_s)
+    if scnn:
+        peer, why = _run_worker(["scnn", n, d, p, lam, peer_iters, "float64"], peer_timeout_s)
+        row.update(peer=f"scnn AL (max_primal_iters={peer_iters})")
+        row.update(peer) if peer else row.update(peer_note=why)
+    ours, why = _run_worker(["ours", n, d, p, lam, budget_s, dtype], budget_s * 3 + 600)
+    row.update(ours) if ours else row.update(ours_note=why)
+    if ours and "peer_objective" in row and ours["ours_objective"] <= row["peer_objective"]:
+        row.update(ours_equal_s=ours["ours_s"], speedup_equal=row["peer_s"] / ours["ours_s"])
+    print(row, flush=True)
+    return row
+
+
+def relu_table(rows):
+    head = ("| n | d | p | ours: time (s) [status, iterations] | ours gap / violation | ours objective | ours s/iteration | "
+            "ours peak MB | scnn AL time (s) | scnn objective / violation | scnn peak MB | ours ≤ scnn objective: speed-up |\n"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|")
+    lines = [head]
+    for r in rows:
+        ours = (f"{r['ours_s']:.1f} [{r['ours_status']}, {r['ours_iters']}]" if "ours_s" in r else r.get("ours_note", "—"))
+        peer = f"{r['peer_s']:.1f}" if "peer_s" in r else r.get("peer_note", "not run")
+        pobj = f"{r['peer_objective']:.6f} / {r['peer_residual']:.1e}" if "peer_objective" in r else "—"
+        lines.append(
+            f"| {r['n']} | {r['d']} | {r['p']} | {ours} | "
+            f"{_fmt(r.get('ours_gap'), '.1e')} / {_fmt(r.get('ours_residual'), '.1e')} | {_fmt(r.get('ours_objective'), '.6f')} | "
+            f"{_fmt(r.get('ours_s_per_iter'), '.3f')} | {_fmt(r.get('ours_peak_mb'), '.0f')} | {peer} | {pobj} | "
+            f"{_fmt(r.get('peer_peak_mb'), '.0f')} | {_fmt(r.get('speedup_equal'), '.1f')} |"
+        )
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -247,20 +374,31 @@ def header(argv):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--relu-worker"]:
+        return _worker(argv[1:])
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="tiny sizes (the test suite's run)")
     ap.add_argument("--sizes", default="10000,100000:100", help="n (or n:p) of the gated rows, comma-separated")
     ap.add_argument("--p", type=int, default=500, help="gates of the gated rows")
+    ap.add_argument("--relu-sizes", default="1000,10000,100000", help="n of the ReLU-program rows ('' for none)")
+    ap.add_argument("--relu-budget", type=float, default=300.0, help="seconds of iterations for ours per ReLU row")
+    ap.add_argument("--peer-timeout", type=float, default=600.0, help="wall-clock cap of scnn AL per ReLU row")
+    ap.add_argument("--peer-iters", type=int, default=10_000, help="scnn AL's max_primal_iters")
+    ap.add_argument("--peer-max-n", type=int, default=10_000, help="largest n at which scnn AL runs")
+    ap.add_argument("--dtype", default="float64", help="ours' dtype in the ReLU rows")
+    ap.add_argument("--skip-gated", action="store_true")
     ap.add_argument("--no-scnn", action="store_true")
     ap.add_argument("--skip-estimators", action="store_true")
     ap.add_argument("--out", default=str(RESULTS), help="directory for reach.md / reach.json")
     args = ap.parse_args(argv)
     name = "reach_quick" if args.quick else "reach"
-    head = header(sys.argv[1:] if argv is None else argv)
-    out = {"gated": [], "estimators": []}
+    head = header(argv)
+    out = {"relu": [], "gated": [], "estimators": []}
 
     def save():  # after every stage, so that a long run leaves its finished rows behind
-        md = head + "\n## Gated ReLU program (λ = 1e-2, scnn's convention)\n\n" + gated_table(out["gated"])
+        md = head + "\n## ReLU program, matrix-free (λ = 1e-2, scnn's convention)\n\n" + relu_table(out["relu"])
+        md += "\n\n## Gated ReLU program (λ = 1e-2, scnn's convention)\n\n" + gated_table(out["gated"])
         md += "\n\n## Estimators (test accuracy, fit time in s)\n\n" + estimator_table(out["estimators"])
         write_results(args.out, name, md, out)
 
@@ -268,14 +406,21 @@ def main(argv=None):
         n, _, p = t.partition(":")
         return int(n), 50, int(p) if p else args.p
 
+    relu = [(200, 5, 30)] if args.quick else [(int(t), 50, args.p) for t in args.relu_sizes.split(",") if t]
+    for n, d, p in relu:
+        quick = dict(budget_s=20.0, peer_timeout_s=120.0, peer_iters=300)
+        full = dict(budget_s=args.relu_budget, peer_timeout_s=args.peer_timeout, peer_iters=args.peer_iters)
+        out["relu"].append(bench_relu(n, d, p, 1e-2, **(quick if args.quick else full), dtype=args.dtype,
+                                      scnn=not args.no_scnn and n <= args.peer_max_n))
+        save()
     sizes = [(200, 5, 30)] if args.quick else [size(t) for t in args.sizes.split(",") if t]
-    for n, d, p in sizes:
+    for n, d, p in [] if args.skip_gated else sizes:
         out["gated"].append(bench_gated(n, d, p, 1e-2, scnn=not args.no_scnn))
         save()
     if not args.skip_estimators:
         out["estimators"] = bench_estimators(args.quick)
         save()
-    print(gated_table(out["gated"]) + "\n\n" + estimator_table(out["estimators"]))
+    print(relu_table(out["relu"]) + "\n\n" + gated_table(out["gated"]) + "\n\n" + estimator_table(out["estimators"]))
     return out
 
 

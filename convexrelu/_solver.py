@@ -1,12 +1,15 @@
 """The native solvers' entry points: input checks, the choice of algorithm, the hand-off from a
 stalled interior-point run to ADMM, and the status check (``throw``).
 
-Two algorithms solve the programs, each in its own module: the primal-dual interior-point method
-(:mod:`convexrelu._ipm`; every program, Newton steps on the loss) and ADMM with an exact linear
+Three algorithms solve the programs, each in its own module: the primal-dual interior-point method
+(:mod:`convexrelu._ipm`; every program, Newton steps on the loss), ADMM with an exact linear
 solve (:mod:`convexrelu._admm`; every program, warm starts, and the continuation of an
-interior-point run that stalls numerically). Both work on the data scaled by
-:mod:`convexrelu._scaling` and return a :class:`convexrelu._scaling.SolverResult`, which
-:func:`_run` turns into a :class:`convexrelu.ConvexSolution`.
+interior-point run that stalls numerically), and the matrix-free augmented Lagrangian
+(:mod:`convexrelu._matrix_free`; the regularized programs at large ``n``, no ``n × n`` matrix).
+All work on the data scaled by :mod:`convexrelu._scaling` and return a
+:class:`convexrelu._scaling.SolverResult`, which :func:`_run` turns into a
+:class:`convexrelu.ConvexSolution`. A solve whose memory estimate (:mod:`convexrelu._memory`)
+exceeds the machine's is refused before any work.
 """
 
 from __future__ import annotations
@@ -21,18 +24,20 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float
 
-from . import _admm, _ipm
+from . import _admm, _ipm, _matrix_free
 from . import _programs as prog
 from ._admm import admm_solve
 from ._implicit import differentiable_solve
 from ._ipm import ipm_solve, uses_host_gram
 from ._jit import solver_jit
+from ._matrix_free import chunk_size, matrix_free_solve
+from ._memory import check_memory, fits_in_memory
 from ._scaling import ScaledProblem, SolverResult, scale_problem
 from ._solution import RESULTS, ConvexSolution, status_name
 from ._threads import one_blas_thread
 from ._validation import check_patterns, check_scalar, check_targets, check_X, check_Xy, check_y, is_concrete
 
-METHODS = ("auto", "ipm", "admm")
+METHODS = ("auto", "ipm", "admm", "matrix-free")
 
 
 def _hand_off(data: ScaledProblem, res: SolverResult, tol, infeasible_tol, max_iters, check_every: int, progress=None):
@@ -48,12 +53,17 @@ def _hand_off(data: ScaledProblem, res: SolverResult, tol, infeasible_tol, max_i
     return jax.tree_util.tree_map(lambda a, b: jnp.where(need, a, b), cont, res)
 
 
-@solver_jit(static_argnames=("program", "method", "check_every", "progress"))
+@solver_jit(static_argnames=("program", "method", "check_every", "progress", "chunk"))
 def _solve(
     X, y, D, beta, init, tol, infeasible_tol, ipm_iters, admm_iters, *, program: str, method: str, check_every: int,
-    progress=None,
+    progress=None, chunk: int = 0,
 ) -> SolverResult:
-    """One problem (``vmap`` batches it): scale the data and run the algorithm."""
+    """One problem (``vmap`` batches it): scale the data and run the algorithm (the matrix-free
+    solver scales its own and takes its iteration limit in ``admm_iters``)."""
+    if method == "matrix-free":
+        return matrix_free_solve(
+            X, y, D, beta, init, tol, admm_iters, program=program, check_every=check_every, chunk=chunk, progress=progress
+        )
     data = scale_problem(X, y, D, beta, program)
     if method == "admm":
         return admm_solve(data, init, tol, infeasible_tol, admm_iters, check_every, progress=progress)
@@ -107,14 +117,16 @@ def _positive_int(name, value):
     return int(value)
 
 
-def _check_options(tol, max_iters, check_every, dtype):
-    """``(tol, IPM iteration limit, ADMM iteration limit, check_every)``; the defaults: ``tol``
-    1e-6 in float64 and 1e-4 in float32, 500 IPM and 50 000 ADMM iterations."""
+def _check_options(tol, max_iters, check_every, dtype, method="ipm"):
+    """``(tol, IPM iteration limit, ADMM (or matrix-free) iteration limit, check_every)``; the
+    defaults: ``tol`` 1e-6 in float64 and 1e-4 in float32, 500 IPM, 50 000 ADMM and 20 000
+    matrix-free iterations."""
     if tol is None:
         tol = 1e-6 if jnp.finfo(dtype).bits >= 64 else 1e-4
     tol = check_scalar("tol", tol, lo=0.0, hi=1.0)
     if max_iters is None:
-        ipm_iters, admm_iters = _ipm.MAX_ITERS, _admm.MAX_ITERS
+        ipm_iters = _ipm.MAX_ITERS
+        admm_iters = _matrix_free.MAX_ITERS if method == "matrix-free" else _admm.MAX_ITERS
     else:
         ipm_iters = admm_iters = _positive_int("max_iters", max_iters)
     return float(tol), ipm_iters, admm_iters, _positive_int("check_every", check_every)
@@ -137,10 +149,17 @@ def _check_init(init, program, p, d, n, dtype):
     return tuple(jnp.where(jnp.isfinite(a), a, 0.0).astype(dtype) for a in (init.U, init.V, init.dual, init.cone_dual))
 
 
-def _pick_method(method, program, init):
+def _pick_method(method, program, init, shape, itemsize):
+    """The algorithm: ``"auto"`` is the matrix-free solver for a regularized program that the
+    interior point's ``n × n`` blocks do not fit in memory, else ADMM with a warm start and the
+    interior point without. ``shape = (n, d, p)``."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "matrix-free" and program == "max-margin":
+        raise ValueError("method='matrix-free' solves the regularized programs; use 'ipm' or 'admm' for max-margin")
     if method == "auto":
+        if program != "max-margin" and not fits_in_memory("ipm", *shape, itemsize):
+            return "matrix-free"
         return "admm" if init is not None else "ipm"
     if method == "ipm" and init is not None:
         raise ValueError("method='ipm' does not warm start; use method='admm' (or 'auto') with init=")
@@ -191,7 +210,10 @@ def _verify_on_host(X, y, D, U, V, dual, nu, beta, status, *, program, tol, infe
     with jax.enable_x64(True):
         X, y, U, V, dual, nu, beta = (jnp.asarray(np.asarray(a), jnp.float64) for a in (X, y, U, V, dual, nu, beta))
         D = jnp.asarray(np.asarray(D))
-        opt = prog.optimality(X, y, D, U, V, dual, nu, program=program, beta=beta)
+        if program == "max-margin":
+            opt = prog.optimality(X, y, D, U, V, dual, nu, program=program, beta=beta)
+        else:  # the same formulas over chunks of patterns: no (2, p, n) float64 temporaries
+            opt = _matrix_free.chunked_optimality(X, y, D, U, V, dual, nu, program=program, beta=beta)
         value, gap, residual = float(opt.value), float(opt.gap), float(opt.residual)
         code = int(status)
         if code == RESULTS.infeasible:
@@ -222,9 +244,10 @@ def _run(X, y, D, beta, program, *, tol, max_iters, throw, init, check_every, in
     """Check the options, run :func:`_solve` (the IPM's LAPACK on one BLAS thread, unless its
     capacitance GEMM runs on the host BLAS: :mod:`convexrelu._threads`), build the solution."""
     n, d = X.shape
-    method = _pick_method(method, program, init)
-    tol_, ipm_iters, admm_iters, check_every = _check_options(tol, max_iters, check_every, X.dtype)
+    method = _pick_method(method, program, init, (n, d, D.shape[0]), jnp.dtype(X.dtype).itemsize)
+    tol_, ipm_iters, admm_iters, check_every = _check_options(tol, max_iters, check_every, X.dtype, method)
     init_arrs = _check_init(init, program, D.shape[0], d, n, X.dtype)
+    check_memory(method, n, d, D.shape[0], jnp.dtype(X.dtype).itemsize)  # before any work
     itol = FARKAS_TOL if infeasible_tol is None else float(infeasible_tol)
     dt = X.dtype
     beta = jnp.asarray(beta, dt)
@@ -236,7 +259,7 @@ def _run(X, y, D, beta, program, *, tol, max_iters, throw, init, check_every, in
         else:
             res = _solve(
                 X, y, D, beta, init_arrs, *args, program=program, method=method, check_every=check_every,
-                progress=progress,
+                progress=progress, chunk=chunk_size(D.shape[0], n, jnp.dtype(dt).itemsize),
             )
         if limit and is_concrete(res.status):  # JAX dispatches asynchronously: finish inside the limit
             jax.block_until_ready(res.status)
@@ -311,6 +334,7 @@ def solve_max_margin(
     Raises:
         ValueError / TypeError: bad shapes, dtypes, labels, NaN, options; infeasible program.
         RuntimeError: iteration limit or numerical failure (``throw=True``).
+        MemoryError: the method's memory estimate exceeds the machine's memory.
 
     Example:
         >>> sol = cr.solve_max_margin(X, y, D)
@@ -336,7 +360,7 @@ def solve_regularized(
     throw: bool = True,
     init: ConvexSolution | None = None,
     check_every: int = 10,
-    method: Literal["auto", "ipm", "admm"] = "auto",
+    method: Literal["auto", "ipm", "admm", "matrix-free"] = "auto",
     progress: Callable[[Array, Array], None] | None = None,
 ) -> ConvexSolution:
     """Solve the regularized convex program (Pilanci & Ergen 2020; Wang, Lacotte & Pilanci 2021).
@@ -344,10 +368,27 @@ def solve_regularized(
         min ℓ(Σ_j D_j X (u_j - v_j), y) + β Σ_j ‖u_j‖ + ‖v_j‖  s.t.  u_j, v_j ∈ K_j,
 
     ``ℓ = ½ Σ (f - y)²`` (``loss="squared"``, real targets) or ``Σ log(1 + e^{-y f})``
-    (``loss="logistic"``, labels ±1). Same options and guarantees as :func:`solve_max_margin`;
-    ``method="auto"`` uses the interior-point method (Newton steps on the loss inside the
-    primal-dual method, for both losses) unless ``init`` is given (then ADMM, which warm starts).
+    (``loss="logistic"``, labels ±1). Same options and guarantees as :func:`solve_max_margin`.
     ``beta`` may be a traced scalar (``jax.vmap`` over a grid of β).
+
+    Methods: ``"ipm"`` (interior point: Newton steps on the loss inside the primal-dual method, for
+    both losses; it forms and factors an ``n × n`` capacitance), ``"admm"`` (exact Woodbury linear
+    solve, also ``n × n``; warm starts), and ``"matrix-free"``: an augmented Lagrangian on the cone
+    constraints whose subproblems are solved by R-FISTA, applying ``W ↦ Σ_j D_j X w_j``, the cone
+    maps and their adjoints over chunks of patterns, never an ``n × n`` matrix nor a ``D_j X``
+    block (memory ``O(nd + pd)`` plus the boolean patterns and the ``(2, p, n)`` cone multipliers
+    of the certificate). Every iteration of it is certified by the same relative gap and
+    violation; it warm starts from ``init``, runs in float32 and float64, under ``jit`` and
+    ``vmap``. It needs many more, much cheaper iterations than the interior point (thousands,
+    each ``O(npd)``): on teacher data with ``d = 50, p = 500`` it is slower than the interior
+    point wherever that fits in memory (``benchmarks/results/reach.md``), so ``method="auto"``
+    picks it only for a problem whose interior-point memory estimate exceeds the machine's
+    memory; otherwise ``"auto"`` is the interior point, or ADMM when ``init`` is given. ``max_iters``
+    defaults to 20 000 for the matrix-free method; it checks the certificate at every iteration
+    (at no extra pass over the data), and ``check_every`` only spaces its ``progress`` calls.
+
+    A problem whose estimated memory for the chosen method exceeds the machine's physical memory
+    is refused before any work (``MemoryError`` with the estimate).
 
     Returns:
         A :class:`ConvexSolution` (``program = "regularized-<loss>"``) whose ``dual`` is
@@ -357,9 +398,11 @@ def solve_regularized(
     Raises:
         ValueError / TypeError: bad shapes, dtypes, labels/targets, NaN, ``beta ≤ 0``, options.
         RuntimeError: iteration limit or numerical failure (``throw=True``).
+        MemoryError: the method's memory estimate exceeds the machine's memory.
 
     Example:
         >>> sol = cr.solve_regularized(X, y, D, beta=1e-2, loss="squared")
+        >>> big = cr.solve_regularized(X_big, y_big, D_big, beta=10.0, method="matrix-free", tol=1e-4)
     """
     if loss not in ("squared", "logistic"):
         raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
