@@ -95,6 +95,9 @@ def test_weak_duality_random_networks():
         sol = cr.solve_max_margin(X, y, D)
         gamma = float(cr.normalized_margin(net, X, y))
         assert 0 < gamma <= (1 + 1e-5) / (2 * float(sol.value))
+        # and the bound is tight: ψ(solution) uses the same patterns and attains it
+        psi = cr.to_network(sol)
+        assert float(cr.normalized_margin(psi, X, y)) == pytest.approx(1 / (2 * float(sol.value)), rel=1e-5)
 
 
 def test_ipm_matches_admm():
