@@ -109,6 +109,7 @@ assert abs(float(native_reg.value) - float(cvx_reg.value)) <= 1e-5 * float(cvx_r
 grad_layer = jax.grad(lambda X: bridge.optimal_value(X, y, D))(X)
 grad_envelope = cr.value_gradient(native, X, y)
 print(f"relative difference between the two gradients: {rel(grad_envelope, grad_layer):.1e}")
+assert rel(grad_envelope, grad_layer) <= 1e-3  # the same derivative, two ways (diffcp solves to ~1e-6)
 
 # a finite-difference check of the directional derivative along a random direction
 direction = jax.random.normal(k_dir, X.shape)
@@ -119,6 +120,9 @@ minus = cr.solve_max_margin(X - h * direction, y, D, tol=1e-9, max_iters=200_000
 fd = (float(plus.value) - float(minus.value)) / (2 * h)
 print(f"directional derivative: envelope {float(jnp.sum(grad_envelope * direction)):.6f}, "
       f"layer {float(jnp.sum(grad_layer * direction)):.6f}, finite differences {fd:.6f}")
+# central differences: O(h²) = 1e-8 truncation plus the solves' error tol/h = 1e-5
+for g in (grad_envelope, grad_layer):
+    assert abs(float(jnp.sum(g * direction)) - fd) <= 1e-3 * abs(fd) + 1e-5
 
 gamma_star = 1.0 / (2.0 * float(native.value))
 print(f"γ* = {gamma_star:.6f}; the sample whose move raises γ* fastest: {int(jnp.argmax(jnp.linalg.norm(-2 * gamma_star**2 * grad_envelope, axis=1)))}")

@@ -103,6 +103,10 @@ print("smoothed margin   =", float(cr.smoothed_margin(net, X, y)), "(negative un
 net2 = jax.tree.map(lambda a: 2.0 * a, net)  # θ → 2θ
 print("f(2θ) = 4 f(θ):", bool(jnp.allclose(cr.forward(net2, X), 4 * cr.forward(net, X))),
       "  γ(2θ) = γ(θ):", bool(jnp.isclose(cr.normalized_margin(net2, X, y), cr.normalized_margin(net, X, y))))
+assert jnp.allclose(cr.forward(net2, X), 4 * cr.forward(net, X), rtol=1e-12, atol=0)  # 2-homogeneous
+assert jnp.isclose(cr.normalized_margin(net2, X, y), cr.normalized_margin(net, X, y), rtol=1e-12)
+# at a tiny initialization f ≈ 0, so the summed logistic loss is n log 2 up to ½|Σ y_i f_i|
+assert abs(float(cr.logistic_loss(net, X, y)) - n * np.log(2.0)) <= 0.5 * float(jnp.sum(jnp.abs(cr.forward(net, X)))) + 1e-12
 
 # %% [markdown]
 # ## Activation patterns
@@ -117,6 +121,8 @@ D = cr.enumerate_patterns(X)
 D_sampled = cr.sample_patterns(X, num=200, key=k_pat)
 print(f"enumerated p = {D.shape[0]}, Cover's count = {cr.pattern_count(n, d)}, bound = {cr.pattern_bound(n, d):.0f}")
 print(f"200 random gates found {D_sampled.shape[0]} distinct patterns")
+assert D.shape[0] == cr.pattern_count(n, d) <= cr.pattern_bound(n, d)  # Gaussian data: general position
+assert D_sampled.shape[0] <= D.shape[0]  # a subset
 
 # %% [markdown]
 # ## Gradient descent, several runs at once
@@ -145,6 +151,7 @@ sol = cr.solve_max_margin(X, y, D)
 gamma_star = 1.0 / (2.0 * float(sol.value))
 print(f"status {sol.status_name}, P* = {float(sol.value):.6f}, gap {float(sol.gap):.1e}, iterations {int(sol.iterations)}")
 print(f"γ* = 1/(2P*) = {gamma_star:.6f}")
+assert sol.ok and float(sol.gap) <= 1e-6  # certified: relative duality gap within the default tol
 
 # %% [markdown]
 # ## $\gamma^*$ against the trained margins
@@ -169,6 +176,9 @@ assert np.all(margins <= gamma_star * (1 + 1e-6)), "weak duality γ(θ) ≤ γ* 
 psi = cr.to_network(sol)
 print(f"ψ has m = {psi.m} neurons; ½‖θ‖² = {0.5 * float(cr.param_norm_sq(psi)):.6f} (P* = {float(sol.value):.6f})")
 print(f"γ(ψ) = {float(cr.normalized_margin(psi, X, y)):.6f}  (γ* = {gamma_star:.6f}); minimal: {cr.is_minimal(psi, X)}")
+# ½‖ψ‖² = P* and γ(ψ) = γ* (to_network drops blocks below its tolerance: hence 1e-5, not 1e-12)
+assert np.isclose(0.5 * float(cr.param_norm_sq(psi)), float(sol.value), rtol=1e-5)
+assert np.isclose(float(cr.normalized_margin(psi, X, y)), gamma_star, rtol=1e-5)
 
 # %%
 steps_rec = np.asarray(res.history.step[0])

@@ -89,6 +89,7 @@ X, y = cr.datasets.teacher(n, d, key=k_data)[:2]
 D = cr.enumerate_patterns(X)
 sol = cr.solve_regularized(X, y, D, beta=beta, loss="squared")
 print(f"p = {D.shape[0]} patterns; status {sol.status_name}; optimal value {float(sol.value):.6f}; gap {float(sol.gap):.1e}")
+assert sol.ok and float(sol.gap) <= 1e-6
 
 
 def objective(net, X, y):
@@ -106,6 +107,8 @@ net = cr.to_network(sol)
 print(f"ψ(solution): m = {net.m} neurons, objective {float(objective(net, X, y)):.6f} (convex optimum {float(sol.value):.6f})")
 fit = cr.convex_fit(X, sol.patterns, sol.U, sol.V)
 print("f(ψ; X) = Σ_j D_j X (u_j - v_j):", bool(jnp.allclose(cr.forward(net, X), fit, atol=1e-8)))
+assert jnp.allclose(cr.forward(net, X), fit, atol=1e-8)  # u_j ∈ K_j: the ReLU acts linearly on it
+assert np.isclose(float(objective(net, X, y)), float(sol.value), rtol=1e-9)  # ½‖ψ‖² = Σ‖u_j‖ + ‖v_j‖
 
 # %% [markdown]
 # ## $\phi$: back to the convex program
@@ -117,6 +120,9 @@ print("f(ψ; X) = Σ_j D_j X (u_j - v_j):", bool(jnp.allclose(cr.forward(net, X)
 blocks = cr.to_convex(net, X)
 value_phi = cr.regularized_primal_objective(X, y, blocks.patterns, blocks.U, blocks.V, beta=beta, loss="squared")
 print(f"φ(ψ): {blocks.patterns.shape[0]} patterns, convex objective {float(value_phi):.6f}")
+# same fit; merging neurons of one pattern and sign can only lower the penalty (triangle
+# inequality), and no feasible point is below the optimum, which sol.value bounds within its gap
+assert float(sol.value) * (1 - 1e-6) <= float(value_phi) <= float(sol.value) * (1 + 1e-12)
 
 # %% [markdown]
 # ## Splitting keeps the output and the penalty
@@ -129,6 +135,9 @@ wide = cr.split(net, num=3, key=k_split)
 print(f"split: m = {wide.m}, same output: {bool(jnp.allclose(cr.forward(wide, X), cr.forward(net, X)))}, "
       f"same ‖θ‖²: {bool(jnp.isclose(cr.param_norm_sq(wide), cr.param_norm_sq(net)))}, "
       f"objective {float(objective(wide, X, y)):.6f}, minimal: {cr.is_minimal(wide, X)}")
+assert jnp.allclose(cr.forward(wide, X), cr.forward(net, X), rtol=1e-10, atol=1e-12)
+assert np.isclose(float(cr.param_norm_sq(wide)), float(cr.param_norm_sq(net)), rtol=1e-10)
+assert not cr.is_minimal(wide, X)
 
 # %% [markdown]
 # ## Pruning: at most $n$ blocks, so $m^* \le n + 1$
@@ -141,6 +150,8 @@ pruned = cr.prune(sol, X)
 small_net = cr.to_network(pruned)
 print(f"pruned: {small_net.m} neurons (n = {n}), objective {float(objective(small_net, X, y)):.6f}, minimal: {cr.is_minimal(small_net, X)}")
 assert small_net.m <= n
+# pruning keeps the fit and does not raise the penalty: still optimal within the solver's gap
+assert float(sol.value) * (1 - 1e-6) <= float(objective(small_net, X, y)) <= float(sol.value) * (1 + 1e-9)
 
 # %% [markdown]
 # The block norms $\|u_j\|, \|v_j\|$ of the solver's solution and of the pruned one, largest first:
@@ -176,6 +187,7 @@ ax.legend();
 for name, candidate in [("ψ(solution)", net), ("pruned", small_net), ("split", wide)]:
     cert = cr.regularized_certificate(candidate, X, y, beta=beta, loss="squared", patterns=D)
     print(f"{name:12s}: certificate {float(cert.value):.6f}, stationarity {float(cert.stationarity):.1e}")
+    assert float(cert.value) <= 1 + 1e-3, name  # optimal: the certificate passes up to the solver's tolerance
 
 # %% [markdown]
 # ## Gradient descent on the non-convex objective

@@ -944,3 +944,45 @@ def test_a_loose_tolerance_does_not_make_a_feasible_problem_infeasible(prob, mm_
 def test_patterns_are_scale_invariant(prob, c):
     X, _, D = prob
     assert cr.enumerate_patterns(jnp.asarray(X) * c).shape == D.shape
+
+
+# Scaled data: the programs' scaling law (DESIGN.md; s > 0 keeps every pattern and cone):
+# P*(sX) = P*(X)/s, and the regularized value is unchanged at (sX, sβ). s = 2^k: exact in floating point.
+SCALED_OPEN = [
+    pytest.param(
+        "max-margin", 17,
+        marks=pytest.mark.xfail(strict=True, reason=(
+            "silent-wrong (issue 18 item 2): at X·2^17, P*(sX) = 2e-5 < 1 and the relative gap/violation "
+            "divide by max(1, ·), so 'optimal' holds with s·value = 2.70449 against P* = 2.70351")),
+    ),
+    pytest.param(
+        "max-margin", 664,
+        marks=pytest.mark.xfail(strict=True, reason=(
+            "silent-wrong (issue 18 item 2): at X·2^664 (1e200) the feasible program is reported infeasible "
+            "(Farkas residual 0)")),
+    ),
+    pytest.param(
+        "regularized-squared", -664,
+        marks=pytest.mark.xfail(strict=True, reason=(
+            "silent-wrong (issue 18 item 2): at (X·2^-664, β·2^-664) the zero solution is reported optimal "
+            "(value ½‖y‖² = 4.0 against 2.5642)")),
+    ),
+    pytest.param("max-margin", -332),
+    pytest.param("regularized-squared", 332),
+]
+
+
+@pytest.mark.parametrize("program, log2_scale", SCALED_OPEN)
+def test_scaled_data_keep_the_status_and_the_scaling_law(prob, mm_sol, program, log2_scale):
+    X, y, D = prob
+    s = 2.0**log2_scale
+    if program == "max-margin":
+        sol = cr.solve_max_margin(X * s, y, D, throw=False)
+        expected, value = float(mm_sol.value), float(sol.value) * s
+    else:
+        beta = 0.3 * float(cr.beta_max(X, y, D, loss="squared"))
+        expected = float(cr.solve_regularized(X, y, D, beta=beta, loss="squared").value)
+        sol = cr.solve_regularized(X * s, y, D, beta=beta * s, loss="squared", throw=False)
+        value = float(sol.value)
+    assert cr.status_name(sol.status) == "optimal"
+    assert value == pytest.approx(expected, rel=1e-5)

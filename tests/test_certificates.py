@@ -178,15 +178,48 @@ def test_kkt_certificate_of_optimal_network(data2, mm2):
     assert np.isclose(k2.value, k.value, rtol=1e-8) and np.isclose(k2.primal, k.primal, rtol=1e-10)
 
 
+def test_kkt_certificate_rejects_a_non_global_stationary_point():
+    """Two unit points at an angle α ∈ (90°, 120°), both labelled +1. The network of two neurons
+    (x_k, +1), one per point, is a KKT point of min ½‖θ‖² s.t. y_i f(x_i) ≥ 1: each neuron sees only
+    its own point (x_1ᵀx_2 = cos α < 0, strictly: no kink), μ = (1, 1) gives θ = Σ μ_i y_i ∂f(x_i)
+    exactly, and ½‖θ‖² = 1ᵀμ = 2. It is not global: one neuron along the bisector has
+    P* = 1/cos(α/2) < 2. Its certificate, c(λ) = max_{‖u‖≤1} (x_1ᵀu)_+ + (x_2ᵀu)_+ = 2 cos(α/2)
+    (at the bisector) = 2/P* > 1, rejects it."""
+    alpha = np.deg2rad(100.0)
+    X = np.array([[1.0, 0.0], [np.cos(alpha), np.sin(alpha)]])
+    y = np.ones(2)
+    net = cr.Network(W1=jnp.asarray(X.T), w2=jnp.ones(2))
+    k = cr.kkt_certificate(net, jnp.asarray(X), jnp.asarray(y))
+    assert float(k.residual) <= 1e-12  # a KKT point
+    np.testing.assert_allclose(k.mu, [1.0, 1.0], rtol=1e-12)
+    assert float(k.primal) == pytest.approx(2.0, rel=1e-12) and float(k.dual_value) == pytest.approx(2.0, rel=1e-12)
+    P_star = max_margin_reference(X, y, np.asarray(cr.enumerate_patterns(jnp.asarray(X))))[0]
+    assert P_star == pytest.approx(1 / np.cos(alpha / 2), rel=1e-7)  # the global optimum, a closed form
+    assert float(k.value) == pytest.approx(2 * np.cos(alpha / 2), rel=1e-9)  # c(λ) = 2/P* = 1.2856 > 1
+    assert float(k.value) >= float(k.dual_value) / P_star * (1 - 1e-7)  # weak duality: c ≥ 1ᵀμ / P*
+    assert float(k.margin) < 1 / (2 * P_star)  # its margin 1/4 is below γ* = cos(α/2)/2
+
+
 def test_weak_duality_with_certificate_scaling(data2, mm2):
-    """Any μ ≥ 0 rescaled by 1/c(y ⊙ μ) is dual feasible, so 1ᵀμ / c(y ⊙ μ) ≤ P* (tight at μ*)."""
+    """Any μ ≥ 0 rescaled by 1/c(y ⊙ μ) is dual feasible, so 1ᵀμ / c(y ⊙ μ) ≤ P*; it is tight near
+    μ*: c is subadditive (a max of |linear|), so for μ = μ* + δ, δ ≥ 0, the bound is at least
+    1ᵀμ* / (c(y ⊙ μ*) + c(y ⊙ δ)), within O(‖δ‖) of P*."""
     X, y, _ = data2
-    P, _, _ = mm2
+    P, _, mu_star = mm2
+    mu_star = np.maximum(mu_star, 0.0)
+    c = lambda mu: float(cr.dual_certificate(jnp.asarray(X), jnp.asarray(y * mu)).value)  # noqa: E731
+    c_star = c(mu_star)
+    assert abs(c_star - 1.0) <= 1e-6 and np.sum(mu_star) == pytest.approx(P, rel=1e-7)  # dual optimal
     rng = np.random.default_rng(6)
+    eps = 1e-4
+    M = float(np.sum(mu_star * np.linalg.norm(X, axis=1)))
     for _ in range(5):
-        mu = rng.exponential(size=X.shape[0])
-        c = float(cr.dual_certificate(jnp.asarray(X), jnp.asarray(y * mu)).value)
-        assert np.sum(mu) / c <= P * (1 + 1e-7)
+        delta = eps * mu_star * rng.random(X.shape[0])
+        mu = mu_star + delta
+        bound = np.sum(mu) / c(mu)
+        assert np.sum(mu_star) / (c_star + c(delta)) <= bound * (1 + 1e-12)  # subadditivity
+        # tight: c(y ⊙ δ) ≤ Σ_i δ_i ‖x_i‖ ≤ ε Σ_i μ*_i ‖x_i‖ = ε M, so the bound is ≥ P* / (1 + ε M)
+        assert P * (1 - 1e-6) / (1 + eps * M) <= bound <= P * (1 + 1e-7)  # and valid
 
 
 # ------------------------------------------------------------------------------ bad inputs

@@ -35,14 +35,28 @@ def test_fit_and_cones_match_explicit_blocks():
         float(np.linalg.norm(U, axis=1).sum() + np.linalg.norm(V, axis=1).sum()), rel=1e-12)
 
 
-def test_max_margin_weak_duality_random_multipliers():
+def test_max_margin_weak_duality_near_optimal_multipliers():
+    """Multipliers ε-close to the optimum (μ* and ν* from Clarabel, raised by up to ε = 1e-4 of
+    themselves) give a bound that is valid and tight: g is linear in (μ, ν), so the dual norm is
+    subadditive, c(μ* + δ) ≤ c(μ*) + c(δ), and the bound 1ᵀμ / c is at least
+    1ᵀμ* / (c(μ*) + c(δ)), within O(ε) of P*."""
+    from convexrelu import bridge
+
     X, y, D = _problem(2)
     P, U, V, mu_ref = max_margin_reference(X, y, D)
+    ref = bridge.solve_with_cvxpy(X, y, D)
+    mu_star, nu_star = jnp.maximum(ref.dual, 0.0), jnp.maximum(ref.cone_dual, 0.0)
+    exact = float(prog.max_margin_dual_objective(X, y, D, mu_star, nu_star))
+    assert P * (1 - 1e-7) <= exact <= P * (1 + 1e-9)  # strong duality at the optimum
+    eps = 1e-4
     for seed in range(5):
         k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
-        mu = jax.random.uniform(k1, (X.shape[0],))
-        nu = jax.random.uniform(k2, (2, D.shape[0], X.shape[0]))
-        assert float(prog.max_margin_dual_objective(X, y, D, mu, nu)) <= P * (1 + 1e-9)
+        d_mu = eps * mu_star * jax.random.uniform(k1, mu_star.shape)
+        d_nu = eps * nu_star * jax.random.uniform(k2, nu_star.shape)
+        bound = float(prog.max_margin_dual_objective(X, y, D, mu_star + d_mu, nu_star + d_nu))
+        c_star, c_delta = (float(prog.dual_norm(X, D, y * m, n)) for m, n in ((mu_star, nu_star), (d_mu, d_nu)))
+        assert float(jnp.sum(mu_star)) / (c_star + c_delta) <= bound * (1 + 1e-12)  # subadditivity
+        assert P * (1 - 2 * eps) <= bound <= P * (1 + 1e-9)  # tight, and valid (weak duality)
     # primal of the reference solution: feasible to solver accuracy, value P
     U, V = jnp.asarray(U), jnp.asarray(V)
     assert float(prog.constraint_violation(X, y, D, U, V)) <= 1e-6
@@ -50,18 +64,27 @@ def test_max_margin_weak_duality_random_multipliers():
     assert float(prog.duality_gap(jnp.asarray(P), jnp.asarray(P * (1 - 1e-3)))) == pytest.approx(1e-3, rel=1e-9)
 
 
-def test_regularized_weak_duality_random_multipliers():
+def test_regularized_weak_duality_near_optimal_multipliers():
+    """The regularized dual bound from (r, ν) ε-close to the optimum (Clarabel's r* = -∇ℓ(f*) and
+    ν*, moved by ε = 1e-5 of their size): valid (≤ the optimum) and tight (within O(ε))."""
+    from convexrelu import bridge
+
     X, y, D = _problem(3)
     for loss in ("squared", "logistic"):
         val, U, V = regularized_reference(X, y, D, beta=0.1, loss=loss)
         assert float(prog.regularized_primal_objective(X, y, D, jnp.asarray(U), jnp.asarray(V), beta=0.1, loss=loss)) == pytest.approx(val, rel=1e-6)
+        ref = bridge.solve_with_cvxpy(X, y, D, program="regularized", beta=0.1, loss=loss)
+        r_star, nu_star = ref.dual, jnp.maximum(ref.cone_dual, 0.0)
+        exact = float(prog.regularized_dual_objective(X, y, D, r_star, nu_star, beta=0.1, loss=loss))
+        assert val - 1e-6 * val <= exact <= val + 1e-9  # strong duality at the optimum
+        eps = 1e-5
         for seed in range(5):
             k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
-            r = jax.random.normal(k1, (X.shape[0],))
-            nu = jax.random.uniform(k2, (2, D.shape[0], X.shape[0]))
-            dual = prog.regularized_dual_objective(X, y, D, r, nu, beta=0.1, loss=loss)
-            assert np.isfinite(float(dual)) and float(dual) <= val + 1e-9
-        # at the optimum r = -∇ℓ(f*) with the best ν the bound is tight; with ν = 0 it is valid
+            r = r_star * (1 + eps * jax.random.uniform(k1, r_star.shape, minval=-1.0))
+            nu = nu_star * (1 + eps * jax.random.uniform(k2, nu_star.shape, minval=-1.0))
+            dual = float(prog.regularized_dual_objective(X, y, D, r, nu, beta=0.1, loss=loss))
+            assert val * (1 - 1e-3) <= dual <= val + 1e-9  # first order in ε (times the dual norm's n terms)
+        # with ν = 0 the bound stays valid
         f = prog.convex_fit(X, D, jnp.asarray(U), jnp.asarray(V))
         r = prog.negative_loss_gradient(f, y, loss)
         dual0 = prog.regularized_dual_objective(X, y, D, r, jnp.zeros((2,) + D.shape), beta=0.1, loss=loss)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import convexrelu as cr
-from convexrelu import _ipm
+from convexrelu import _ipm, _solver
 from convexrelu import _programs as prog
 from convexrelu._scaling import scale_problem
 from convexrelu._solution import RESULTS
@@ -95,6 +95,9 @@ def test_weak_duality_random_networks():
         sol = cr.solve_max_margin(X, y, D)
         gamma = float(cr.normalized_margin(net, X, y))
         assert 0 < gamma <= (1 + 1e-5) / (2 * float(sol.value))
+        # and the bound is tight: ψ(solution) uses the same patterns and attains it
+        psi = cr.to_network(sol)
+        assert float(cr.normalized_margin(psi, X, y)) == pytest.approx(1 / (2 * float(sol.value)), rel=1e-5)
 
 
 def test_ipm_matches_admm():
@@ -234,8 +237,6 @@ def _blas_threads_now():
 def test_ipm_runs_on_one_blas_thread_and_restores_it(monkeypatch):
     # the interior-point solve (its XLA-Gram path) runs with the host BLAS on one thread, the
     # whole run inside the limit (a concrete result on return), and the caller's count is back after
-    from convexrelu import _solver
-
     before = _blas_threads_now()
     seen = []
     solve = _solver._solve  # the compiled solve, called once per solve (compiled or not)
@@ -261,18 +262,26 @@ def test_host_gram_keeps_the_blas_threads(host_gram_calls, monkeypatch):
     assert sol.status == RESULTS.optimal and abs(float(sol.value) - ref) <= 1e-6 * ref
 
 
-def test_stalled_ipm_continues_with_admm_from_its_candidate(woodbury):
+def test_stalled_ipm_continues_with_admm_from_its_candidate(woodbury, monkeypatch):
     # tol 1e-10 is below the Woodbury interior-point method's floating-point floor (about 1e-8
     # here): it stalls, and ADMM warm-started from its best candidate finishes in far fewer
     # iterations than ADMM from scratch
     X, y, D = teacher_problem(0)[:3]
-    X, y, D = X[:38], y[:38], D[:, :38]  # a shape of its own: a fresh trace with Woodbury
+    X, y, D = X[:38], y[:38], D[:, :38]  # a shape of its own
     tol = 1e-10
-    assert _ipm_iterations(X, y, D, tol) < _ipm.MAX_ITERS  # the interior point stalls by itself
+    handed_off = []  # the path taken: _solve_ipm calls _continue (the hand-off) in Python
+    continue_ = _solver._continue
+    monkeypatch.setattr(_solver, "_continue", lambda *a, **k: (handed_off.append(tol), continue_(*a, **k))[1])
     sol = cr.solve_max_margin(X, y, D, tol=tol, method="ipm")
+    assert handed_off == [tol]
+    # the interior point alone stalls (numerical_error) after k iterations; the solution's count
+    # adds ADMM's, so ADMM ran
+    assert int(sol.iterations) > _ipm_iterations(X, y, D, tol)
     cold = cr.solve_max_margin(X, y, D, tol=tol, method="admm")
     assert sol.ok and float(sol.gap) <= tol and float(sol.residual) <= tol
     assert int(sol.iterations) < int(cold.iterations) / 2
+    # at the default tol the interior point finishes alone: no hand-off
+    assert cr.solve_max_margin(X, y, D, method="ipm").ok and handed_off == [tol]
     np.testing.assert_allclose(sol.value, cold.value, rtol=3 * tol)
 
 
