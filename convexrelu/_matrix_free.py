@@ -55,7 +55,7 @@ import jax.numpy as jnp
 from jaxtyping import Array
 
 from ._gated import conjugate_bound
-from ._programs import Optimality, duality_gap
+from ._programs import Optimality, duality_gap, rms
 from ._scaling import Candidate, SolverResult, scale_problem
 from ._solution import RESULTS, RUNNING
 
@@ -412,9 +412,14 @@ def matrix_free_solve(
 
 def chunked_optimality(X, y, D, U, V, dual, cone_dual, *, program: str, beta) -> Optimality:
     """:func:`convexrelu.optimality` of a regularized program in one pass over chunks of patterns
-    (the same formulas, without its ``(2, p, n)`` temporaries): for large ``n`` and ``p``."""
+    (the same formulas on the same normalized program, without its ``(2, p, n)`` temporaries):
+    for large ``n`` and ``p``."""
     loss = "squared" if program == "regularized-squared" else "logistic"
     (p, n), dt = D.shape, X.dtype
+    sx = rms(X, n)
+    sy = rms(y, n) if loss == "squared" else jnp.ones((), dt)
+    X, y, beta, k = X / sx, y / sy, beta / (sx * sy), sy * sy  # values of the original are k times
+    U, V, dual, cone_dual = U * (sx / sy), V * (sx / sy), dual / sy, cone_dual / sy
     c = chunk_size(p, n, jnp.dtype(dt).itemsize)
     r = y * jnp.clip(y * dual, 0.0, 1.0) if loss == "logistic" else dual  # the conjugate's domain
     Z = jnp.stack([U, V])
@@ -437,4 +442,5 @@ def chunked_optimality(X, y, D, U, V, dual, cone_dual, *, program: str, beta) ->
     norm = jnp.sum(jnp.sqrt(jnp.sum(Z * Z, axis=-1)))
     value = (0.5 * jnp.sum((f - y) ** 2) if loss == "squared" else jnp.sum(jax.nn.softplus(-y * f))) + beta * norm
     dval = conjugate_bound(r, y, gmax / beta, loss)
-    return Optimality(value, dval, duality_gap(value, dval), viol / jnp.maximum(1.0, absmax))
+    gap = jnp.abs(value - dval) / jnp.maximum(1.0 / k, jnp.maximum(jnp.abs(value), jnp.abs(dval)))
+    return Optimality(value * k, dval * k, gap, viol / jnp.maximum(1.0, absmax))

@@ -948,31 +948,16 @@ def test_patterns_are_scale_invariant(prob, c):
 
 # Scaled data: the programs' scaling law (DESIGN.md; s > 0 keeps every pattern and cone):
 # P*(sX) = P*(X)/s, and the regularized value is unchanged at (sX, sβ). s = 2^k: exact in floating point.
-SCALED_OPEN = [
-    pytest.param(
-        "max-margin", 17,
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "silent-wrong (issue 18 item 2): at X·2^17, P*(sX) = 2e-5 < 1 and the relative gap/violation "
-            "divide by max(1, ·), so 'optimal' holds with s·value = 2.70449 against P* = 2.70351")),
-    ),
-    pytest.param(
-        "max-margin", 664,
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "silent-wrong (issue 18 item 2): at X·2^664 (1e200) the feasible program is reported infeasible "
-            "(Farkas residual 0)")),
-    ),
-    pytest.param(
-        "regularized-squared", -664,
-        marks=pytest.mark.xfail(strict=True, reason=(
-            "silent-wrong (issue 18 item 2): at (X·2^-664, β·2^-664) the zero solution is reported optimal "
-            "(value ½‖y‖² = 4.0 against 2.5642)")),
-    ),
-    pytest.param("max-margin", -332),
-    pytest.param("regularized-squared", 332),
+SCALED = [  # the first three were silent-wrong before the normalized certificate (issue 18 item 2):
+    ("max-margin", 17),  # P*(sX) = 2e-5 < 1, gap and violation divided by max(1, ·): s·value 2.70449 vs 2.70351
+    ("max-margin", 664),  # 1e200: the feasible program was reported infeasible (Farkas residual 0)
+    ("regularized-squared", -664),  # the zero solution was reported optimal (value 4.0 against 2.5642)
+    ("max-margin", -332),
+    ("regularized-squared", 332),
 ]
 
 
-@pytest.mark.parametrize("program, log2_scale", SCALED_OPEN)
+@pytest.mark.parametrize("program, log2_scale", SCALED)
 def test_scaled_data_keep_the_status_and_the_scaling_law(prob, mm_sol, program, log2_scale):
     X, y, D = prob
     s = 2.0**log2_scale

@@ -25,14 +25,13 @@ The agreement rule: where Clarabel is optimal ours must be optimal with the same
 ``1e-5`` in float64, ``1e-3`` in float32, whose default ``tol`` is ``1e-4``); where Clarabel proves
 the max-margin program infeasible, ours must say ``infeasible``. A float32 solve may instead say
 ``inaccurate`` (its float64-verified gap exceeds ``tol``: an honest status, counted apart). Where
-Clarabel is not optimal nothing is compared. The max-margin interior point still stalls on some
-problems (issue 18, item 2), most often nearly infeasible ones (``P* max_i ‖x_i‖ > 300``, e.g.
-near-duplicate rows of opposite labels), and ADMM does not always finish them: there ours may say
-``max_iters`` or ``numerical_error`` (counted as ``nearly-infeasible`` or ``stalled``), but never
-``optimal`` with a wrong value nor ``infeasible``. The classes the solver does not handle yet (:meth:`Case.open_issue`: max-margin
-with near-duplicates, at ``s > 1``, in float32; scales ``2^±664``) are left out of the 300 examples
-and pinned instead by ``OPEN_CASES``, one exact failing case per class, each a strict ``xfail``. ``pytest --hypothesis-show-statistics`` prints the
-counts by program, dtype, scale and outcome.
+Clarabel is not optimal nothing is compared. ``infeasible`` where Clarabel is optimal agrees only
+as the documented bound: its Farkas residual ``ε ≤ 1e-6`` proves ``P* ≥ 1/(ε max_i ‖x_i‖)``, and
+Clarabel's ``P*`` must obey it (``nearly-infeasible``, counted apart: near-duplicates at 1e-6). Every class is drawn: max-margin with near-duplicate
+rows of opposite labels (nearly infeasible, ``P* max_i ‖x_i‖`` in the thousands), float32
+max-margin, scales ``2^±664``. ``REGRESSION_CASES`` pins the cases that failed before the interior
+point's direct factorization and the normalized certificate (issue 18), one per class.
+``pytest --hypothesis-show-statistics`` prints the counts by program, dtype, scale and outcome.
 """
 
 from __future__ import annotations
@@ -60,7 +59,6 @@ BETA_FRACTIONS = (0.05, 0.3, 1.5)  # β / β_max; 1.5: the zero solution, a clos
 RTOL = {"float64": 1e-5, "float32": 1e-3}
 # log2 of the scale. float64: 2^±664 ≈ 1e±200. float32 cannot hold 1e±200 (its range ends at
 # 3e38, and Σ‖x_i‖² must fit too): its scales stay within 2^±50 ≈ 1e±15.
-NEARLY_INFEASIBLE = 300  # P* max_i ‖x_i‖ above it: a Farkas ray almost exists (P* ≥ 1/(ε max_i ‖x_i‖))
 LOG2_SCALES = {"float64": (-664, -332, -100, -33, 0, 33, 100, 332, 664), "float32": (-50, -17, 0, 17, 50)}
 
 
@@ -76,18 +74,6 @@ class Case:
     dup: float
     log2_scale: int
     beta_fraction: float
-
-    def open_issue(self) -> str | None:
-        """The class of cases the solver does not handle yet (issue 18, items 2 and 4), or None."""
-        if self.program == "max-margin" and self.dup > 0:
-            return "near-duplicate"
-        if self.program == "max-margin" and self.dtype == "float32":
-            return "float32-max-margin"
-        if self.program == "max-margin" and self.log2_scale > 0:
-            return "small-value"
-        if abs(self.log2_scale) >= 664:
-            return "extreme-scale"
-        return None
 
 
 def problem(case: Case):
@@ -153,36 +139,33 @@ def outcome(case: Case) -> tuple[str, str]:
         return ("agree" if status == RESULTS.infeasible else "disagree"), detail
     if ref_status != RESULTS.optimal:
         return "clarabel-not-optimal", detail
+    if status == RESULTS.infeasible:
+        # a Farkas ray with residual ε ≤ infeasible_tol (1e-6) proves P* ≥ 1/(ε max_i ‖x_i‖): the
+        # documented meaning of `infeasible` (nearly infeasible: near-duplicates at 1e-6). It holds
+        # iff Clarabel's P* obeys that bound (invariant under the scale: both sides scale by 1/s)
+        bound = 1.0 / (float(sol.gap) * np.linalg.norm(X, axis=1).max())
+        near = case.program == "max-margin" and float(ref.value) >= bound * (1 - 1e-6)
+        return ("nearly-infeasible" if near else "disagree"), detail
     exact = closed_form(case, X.shape[0])
     targets = [float(ref.value)] + ([] if exact is None else [exact])
     close = all(abs(value - t) <= RTOL[case.dtype] * abs(t) for t in targets)
     if status == RESULTS.optimal:
         return ("agree" if close else "disagree"), detail
-    if case.program == "max-margin" and status in (RESULTS.max_iters, RESULTS.numerical_error):
-        # an honest status on a problem the solver cannot do yet (OPEN_CASES pins one of each kind)
-        near = float(ref.value) * np.linalg.norm(X, axis=1).max() > NEARLY_INFEASIBLE
-        return ("nearly-infeasible" if near else "stalled"), detail
     return "disagree", detail
 
 
 @st.composite
 def cases(draw, shapes):
-    """Cases over ``shapes`` outside the open classes (:meth:`Case.open_issue`)."""
+    """Cases over ``shapes``: every program, dtype, scale and near-duplicate offset."""
     dtype = draw(st.sampled_from(("float64", "float32")))
     program = draw(st.sampled_from(PROGRAMS))
     shape = draw(st.sampled_from(shapes))
-    scales = [k for k in LOG2_SCALES[dtype] if abs(k) < 664]
     dup = draw(st.sampled_from((0.0, 1e-3) if dtype == "float32" else (0.0, 1e-3, 1e-6)))  # 1e-6: below float32's resolution
-    if program == "max-margin":  # float64, s ≤ 1, away from the extremes, no near-duplicates
-        dtype, dup = "float64", 0.0
-        scales = [k for k in LOG2_SCALES[dtype] if -664 < k <= 0]
-    case = Case(
+    return Case(
         shape=shape, program=program, dtype=dtype, seed=draw(st.integers(0, 2**16)), dup=dup,
-        log2_scale=draw(st.sampled_from(scales)),
+        log2_scale=draw(st.sampled_from(LOG2_SCALES[dtype])),
         beta_fraction=draw(st.sampled_from(BETA_FRACTIONS)) if program != "max-margin" else 0.0,
     )
-    assert case.open_issue() is None
-    return case
 
 
 def check(case: Case):
@@ -208,39 +191,41 @@ def test_agrees_with_clarabel(case):
     check(case)
 
 
-def _open(reason, **case):
-    return pytest.param(Case(**case), marks=pytest.mark.xfail(strict=True, reason=reason))
+def _was(reason, **case):
+    """A former failure (``reason``: what the solver did), now a plain regression test."""
+    c = Case(**case)
+    return pytest.param(c, id=f"{c.program}-{c.dtype}-n{SHAPES[c.shape][0]}-seed{c.seed}-dup{c.dup:g}-s2^{c.log2_scale}")
 
 
 MM = dict(program="max-margin", beta_fraction=0.0)
-OPEN_CASES = [  # issue 18, items 2 and 4: the solver's failures the property test found, one per class
-    _open("near-duplicate rows: max_iters after 50025 iterations (value 26124), Clarabel optimal 18904.8",
+REGRESSION_CASES = [  # issue 18, items 2 and 4: the solver's failures the property test found, one per class (before the fix)
+    _was("near-duplicate rows: max_iters after 50025 iterations (value 26124), Clarabel optimal 18904.8",
           shape=0, dtype="float64", seed=1, dup=1e-3, log2_scale=0, **MM),
-    _open("nearly infeasible random problem (P* = 556.5): max_iters after 50021 iterations (value 641.0)",
+    _was("nearly infeasible random problem (P* = 556.5): max_iters after 50021 iterations (value 641.0)",
           shape=1, dtype="float64", seed=39448, dup=0.0, log2_scale=0, **MM),
-    _open("IPM stall on an ordinary problem (P* = 51.3): max_iters after 50031 iterations, gap 1.2e-6 > tol",
+    _was("IPM stall on an ordinary problem (P* = 51.3): max_iters after 50031 iterations, gap 1.2e-6 > tol",
           shape=1, dtype="float64", seed=2924, dup=0.0, log2_scale=0, **MM),
-    _open("float32 n = 30 (1 in 25 such problems): max_iters (gap 3.4e-3, value 84.31), Clarabel 84.27",
+    _was("float32 n = 30 (1 in 25 such problems): max_iters (gap 3.4e-3, value 84.31), Clarabel 84.27",
           shape=1, dtype="float32", seed=417, dup=0.0, log2_scale=-17, **MM),
-    _open("float32 n = 30: max_iters (gap 1.0e-2, value 52.577), Clarabel 52.517",
+    _was("float32 n = 30: max_iters (gap 1.0e-2, value 52.577), Clarabel 52.517",
           shape=1, dtype="float32", seed=1020, dup=0.0, log2_scale=0, **MM),
-    _open("silent-wrong in float32 (float64-verified): optimal with gap 1.2e-5 after 262 iterations, value "
+    _was("silent-wrong in float32 (float64-verified): optimal with gap 1.2e-5 after 262 iterations, value "
           "22.1975 is 0.26% below Clarabel's 22.2564 (the violation is measured against max(1, ·), absolute here)",
           shape=0, dtype="float32", seed=8852, dup=0.0, log2_scale=0, **MM),
-    _open("silent-wrong: P*(sX) < 1 at s = 2^33, the relative gap and violation divide by max(1, ·) "
+    _was("silent-wrong: P*(sX) < 1 at s = 2^33, the relative gap and violation divide by max(1, ·) "
           "(_programs) and turn absolute: optimal, s·value 22.19125 (gap 7e-14), Clarabel 22.19097",
           shape=0, dtype="float64", seed=2, dup=0.0, log2_scale=33, **MM),
-    _open("silent-wrong: at s = 2^664 (1e200) a feasible program is reported infeasible (Farkas residual 0)",
+    _was("silent-wrong: at s = 2^664 (1e200) a feasible program is reported infeasible (Farkas residual 0)",
           shape=0, dtype="float64", seed=1, dup=0.0, log2_scale=664, **MM),
-    _open("silent-wrong: at s = 2^-664 the zero solution is reported optimal (value 6.0), Clarabel 5.005",
+    _was("silent-wrong: at s = 2^-664 the zero solution is reported optimal (value 6.0), Clarabel 5.005",
           shape=0, program="regularized-squared", dtype="float64", seed=1, dup=0.0, log2_scale=-664, beta_fraction=0.3),
-    _open("numerical_error at s = 2^-664 (value inf), Clarabel optimal 20.37",
+    _was("numerical_error at s = 2^-664 (value inf), Clarabel optimal 20.37",
           shape=0, dtype="float64", seed=1, dup=0.0, log2_scale=-664, **MM),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", OPEN_CASES, ids=lambda c: f"{c.program}-{c.dtype}-n{SHAPES[c.shape][0]}-seed{c.seed}-dup{c.dup:g}-s2^{c.log2_scale}")
-def test_open_cases_agree_with_clarabel(case):
+@pytest.mark.parametrize("case", REGRESSION_CASES)
+def test_former_failures_agree_with_clarabel(case):
     result, detail = outcome(case)
     assert result == "agree", detail
