@@ -58,6 +58,7 @@ from typing import NamedTuple
 
 import equinox as eqx
 import jax
+import jax.flatten_util
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
@@ -418,9 +419,15 @@ def kkt_solve(sys: KKTSystem, rhs):
 
 
 def _linear_solve(sys: KKTSystem, b):
-    """``K⁻¹ b`` as a transposable linear map (``K`` symmetric): ``jax.lax.custom_linear_solve``."""
-    solve = lambda _, rhs: kkt_solve(sys, rhs)[0]  # noqa: E731
-    return jax.lax.custom_linear_solve(functools.partial(kkt_matvec, sys), b, solve, solve, symmetric=True)
+    """``K⁻¹ b`` as a transposable linear map (``K`` symmetric): ``jax.lax.custom_linear_solve``.
+
+    The right-hand side is raveled into one vector first: differentiating in some inputs only (β
+    alone, say) leaves parts of ``b`` constant (zero), and JAX transposes the solve only when all
+    of its right-hand side is linear in the tangents."""
+    flat, unravel = jax.flatten_util.ravel_pytree(b)
+    matvec = lambda v: jax.flatten_util.ravel_pytree(kkt_matvec(sys, unravel(v)))[0]  # noqa: E731
+    solve = lambda _, rhs: jax.flatten_util.ravel_pytree(kkt_solve(sys, unravel(rhs))[0])[0]  # noqa: E731
+    return unravel(jax.lax.custom_linear_solve(matvec, flat, solve, solve, symmetric=True))
 
 
 # ----------------------------------------------------------------------------------------------
