@@ -36,8 +36,9 @@ and batched ``(d+1) × (d+1)`` Cholesky factors: ``O(n² p d + p n d²)`` per it
 that only ``AᵀΩA`` fixes (near-duplicate points of opposite labels: margins ``~1/ε``) it loses every
 digit. A small program (``2p(d+1) ≤ _DENSE_MAX``) therefore factors ``N`` itself by Cholesky, at
 ``O((2p(d+1))³)`` per iteration (:func:`_dense`). The Newton equations are refined on their
-unreduced form too (:func:`_newton`), since eliminating ``Δz`` multiplies any error by ``W²``. Iterative refinement on ``N`` (to a thousandth of the stopping tolerance, or
-the floating-point floor) recovers the accuracy Woodbury loses when ``B`` is ill-conditioned near
+unreduced form too (:func:`_newton`), since eliminating ``Δz`` multiplies any error by ``W²``.
+Iterative refinement on ``N`` (to a thousandth of the stopping tolerance, or the floating-point
+floor) recovers the accuracy Woodbury loses when ``B`` is ill-conditioned near
 the optimum. The refinement also makes a mixed-precision capacitance safe: on the host path the
 Gram starts in single precision and switches to the solve's precision for the rest of the solve
 once a refinement struggles; the direction is always refined against ``N`` in the solve's
@@ -473,7 +474,8 @@ def _refine(prob: IpmProblem, fac: IpmFactor, rhs, c: _Refinement) -> _Refinemen
 
 
 def _nsolve(prob: IpmProblem, fac: IpmFactor, r):
-    """``N⁻¹ r`` by Woodbury (or the dense factor, see :func:`_approx_solve`), then iterative refinement with ``N`` itself until the residual is
+    """``N⁻¹ r`` by :func:`_approx_solve` (Woodbury, or the dense factor), then iterative
+    refinement with ``N`` itself until the residual is
     ``max(_REFINE_TOL · eps, _REFINE_FRACTION · tol) · ‖r‖`` (the floating-point floor, or a
     thousandth of the stopping tolerance ``tol``), stops halving, or ``_REFINE_MAX`` steps. Near the
     optimum ``B`` is so ill-conditioned that Woodbury alone is only 1e-2 to 1e-1 accurate, enough
@@ -556,7 +558,6 @@ class _Linearization(NamedTuple):
     sc: _NTScaling
     lam: _Pt
     fac: IpmFactor
-    W2rz: _Pt
 
 
 def _dense(prob: IpmProblem) -> bool:
@@ -578,7 +579,7 @@ def _linearize(prob: IpmProblem, st: IpmState) -> _Linearization:
     W2q = (sc.eta * sc.eta)[..., None] * _hyp_sq(sc.Jw)
     om = sc.Wm * sc.Wm if prob.max_margin else _loss_derivatives(prob, _A(prob, x[:, 1:]))[2]
     fac = _factor(data.Xs, data.Df, prob.XX, sc.Wc * sc.Wc, W2q, om, st.single, _dense(prob))
-    return _Linearization(st.k < 0, rx, rz, _dot(s, z) / prob.degree, sc, lam, fac, _W(sc, _W(sc, rz)))
+    return _Linearization(st.k < 0, rx, rz, _dot(s, z) / prob.degree, sc, lam, fac)
 
 
 def _hess(prob: IpmProblem, fac: IpmFactor, v):
@@ -779,7 +780,7 @@ def ipm_init(prob: IpmProblem) -> IpmState:
     best = Candidate(zb, zb, jnp.zeros((n,), dtype), jnp.zeros((2, p, n), dtype), prog.Optimality(inf, -inf, inf, inf))
     return IpmState(
         x=jnp.zeros((2 * p, d + 1), dtype), s=prob.e, z=prob.e, k=jnp.asarray(-1, jnp.int32),
-        status=jnp.asarray(RUNNING, jnp.int32), best=best, single=jnp.asarray(True), 
+        status=jnp.asarray(RUNNING, jnp.int32), best=best, single=jnp.asarray(True),
     )
 
 

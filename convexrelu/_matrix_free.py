@@ -55,7 +55,7 @@ import jax.numpy as jnp
 from jaxtyping import Array
 
 from ._gated import conjugate_bound
-from ._programs import Optimality, duality_gap, rms
+from ._programs import Optimality, duality_gap, group_norm, normalize_regularized
 from ._scaling import Candidate, SolverResult, scale_problem
 from ._solution import RESULTS, RUNNING
 
@@ -248,7 +248,7 @@ def _primal(pr: Problem, f, norm, scale):
 def certify(pr: Problem, Z, ps: Pass, delta) -> Certificate:
     """The certificate of :class:`Pass` ``ps`` at ``z`` (see the module docstring)."""
     f, y, sy2 = ps.f, pr.y, pr.sy * pr.sy
-    norm = jnp.sum(jnp.sqrt(jnp.sum(Z * Z, axis=-1)))
+    norm = group_norm(Z[0], Z[1])
     scale = jnp.ones((), f.dtype)
     if pr.loss == "squared":  # feasible_candidate's ray rule
         ff = jnp.sum(f * f)
@@ -416,10 +416,7 @@ def chunked_optimality(X, y, D, U, V, dual, cone_dual, *, program: str, beta) ->
     for large ``n`` and ``p``."""
     loss = "squared" if program == "regularized-squared" else "logistic"
     (p, n), dt = D.shape, X.dtype
-    sx = rms(X, n)
-    sy = rms(y, n) if loss == "squared" else jnp.ones((), dt)
-    X, y, beta, k = X / sx, y / sy, beta / (sx * sy), sy * sy  # values of the original are k times
-    U, V, dual, cone_dual = U * (sx / sy), V * (sx / sy), dual / sy, cone_dual / sy
+    X, y, beta, U, V, dual, cone_dual, k = normalize_regularized(X, y, U, V, dual, cone_dual, beta, loss)
     c = chunk_size(p, n, jnp.dtype(dt).itemsize)
     r = y * jnp.clip(y * dual, 0.0, 1.0) if loss == "logistic" else dual  # the conjugate's domain
     Z = jnp.stack([U, V])
@@ -439,8 +436,7 @@ def chunked_optimality(X, y, D, U, V, dual, cone_dual, *, program: str, beta) ->
         )
 
     f, viol, absmax, gmax = _over_chunks(p, c, body, (jnp.zeros((n,), dt), zero, zero, zero))
-    norm = jnp.sum(jnp.sqrt(jnp.sum(Z * Z, axis=-1)))
+    norm = group_norm(Z[0], Z[1])
     value = (0.5 * jnp.sum((f - y) ** 2) if loss == "squared" else jnp.sum(jax.nn.softplus(-y * f))) + beta * norm
     dval = conjugate_bound(r, y, gmax / beta, loss)
-    gap = jnp.abs(value - dval) / jnp.maximum(1.0 / k, jnp.maximum(jnp.abs(value), jnp.abs(dval)))
-    return Optimality(value * k, dval * k, gap, viol / jnp.maximum(1.0, absmax))
+    return Optimality(value * k, dval * k, duality_gap(value, dval, 1.0 / k), viol / jnp.maximum(1.0, absmax))

@@ -276,9 +276,21 @@ def regularized_dual_objective(
     raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
 
 
-def duality_gap(primal: Float[Array, ""], dual: Float[Array, ""]) -> Float[Array, ""]:
-    """Relative duality gap ``|primal - dual| / max(1, |primal|, |dual|)``."""
-    return jnp.abs(primal - dual) / jnp.maximum(1.0, jnp.maximum(jnp.abs(primal), jnp.abs(dual)))
+def duality_gap(primal: Float[Array, ""], dual: Float[Array, ""], floor=1.0) -> Float[Array, ""]:
+    """Relative duality gap ``|primal - dual| / max(floor, |primal|, |dual|)``."""
+    return jnp.abs(primal - dual) / jnp.maximum(floor, jnp.maximum(jnp.abs(primal), jnp.abs(dual)))
+
+
+def normalize_regularized(X, y, U, V, dual, cone_dual, beta, loss: str):
+    """A regularized program's data and candidate in normalized units: ``X / s_x`` (``s_x`` the
+    RMS row norm), ``y / s_y`` for the squared loss (``s_y = 1`` logistic), ``β / (s_x s_y)``, the
+    weights times ``s_x / s_y``, the multipliers over ``s_y``. Returns those and ``k = s_y²``: the
+    original program's values are ``k`` times the normalized ones (the fits are unchanged up to
+    ``1/s_y``), so a relative certificate of the normalized program holds at every scale."""
+    sx = rms(X, X.shape[0])
+    sy = rms(y, y.shape[0]) if loss == "squared" else jnp.ones((), X.dtype)
+    w = sx / sy
+    return X / sx, y / sy, beta / (sx * sy), U * w, V * w, dual / sy, cone_dual / sy, sy * sy
 
 
 class Optimality(NamedTuple):
@@ -334,23 +346,20 @@ def optimality(
     max-margin program, so data multiplied by 1e±300 (and ``β`` with them) get the certificate
     they get at scale 1. Only a value beyond float range is reported as ``inf``.
     """
-    sx = rms(X, X.shape[0])
     if program == "max-margin":
-        zu, zv, a, nu = U * sx, V * sx, dual * sx, cone_dual * sx
+        sx = rms(X, X.shape[0])
+        Xs, zu, zv, a, nu = X / sx, U * sx, V * sx, dual * sx, cone_dual * sx
         value = max_margin_objective(zu, zv)
-        dval = max_margin_dual_objective(X / sx, y, D, a, nu)
-        k = 1.0 / sx
+        dval = max_margin_dual_objective(Xs, y, D, a, nu)
+        k, floor = 1.0 / sx, 1.0
     else:
         loss = loss_of_program(program)
-        sy = rms(y, y.shape[0]) if loss == "squared" else jnp.ones((), X.dtype)
-        Xs, ys, bs = X / sx, y / sy, beta / (sx * sy)
-        zu, zv, a, nu = U * (sx / sy), V * (sx / sy), dual / sy, cone_dual / sy
+        Xs, ys, bs, zu, zv, a, nu, k = normalize_regularized(X, y, U, V, dual, cone_dual, beta, loss)
         value = regularized_primal_objective(Xs, ys, D, zu, zv, beta=bs, loss=loss)
         dval = regularized_dual_objective(Xs, ys, D, a, nu, beta=bs, loss=loss)
-        k = sy * sy
-    floor = 1.0 if program == "max-margin" else 1.0 / k  # the original units' 1, in normalized units
-    gap = jnp.abs(value - dval) / jnp.maximum(floor, jnp.maximum(jnp.abs(value), jnp.abs(dval)))
-    return Optimality(value * k, dval * k, gap, constraint_violation(X / sx, y, D, zu, zv, program=program))
+        floor = 1.0 / k  # the original units' 1, in normalized units
+    gap = duality_gap(value, dval, floor)
+    return Optimality(value * k, dval * k, gap, constraint_violation(Xs, y, D, zu, zv, program=program))
 
 
 def lagrangian(
@@ -380,7 +389,7 @@ def lagrangian(
         dP = jax.grad(lagrangian)(X, y, D, sol.U, sol.V, sol.dual, sol.cone_dual)
     """
     cones = jnp.sum(cone_dual * cone_values(X, D, U, V))
-    pen = jnp.sum(safe_norm(U)) + jnp.sum(safe_norm(V))
+    pen = group_norm(U, V)
     f = convex_fit(X, D, U, V)
     if program == "max-margin":
         return pen - jnp.sum(dual * (y * f - 1.0)) - cones

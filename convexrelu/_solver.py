@@ -97,18 +97,18 @@ def _in_float64(res: SolverResult, X, y, D, beta, tol, infeasible_tol, ipm_iters
     on hard problems (near-duplicate rows of opposite labels), where the float64 method finishes in
     tens of iterations. Iterations add up. Under ``jit``/``vmap`` the hand-off stays in float32 and
     the verified status says what it reached."""
-    dt = X.dtype
-
-    def wide(a):
-        return None if a is None else jnp.asarray(np.asarray(a), jnp.float64)
-
+    w = _to_float64
     with jax.enable_x64(True):
-        out = _solve_ipm(wide(X), wide(y), D, wide(beta), wide(tol), wide(infeasible_tol), ipm_iters, admm_iters, **static)
-        out = jax.tree_util.tree_map(
-            lambda a: np.asarray(a).astype(dt) if np.issubdtype(np.asarray(a).dtype, np.floating) else np.asarray(a), out
-        )
-    out = jax.tree_util.tree_map(jnp.asarray, out)
+        out = _solve_ipm(w(X), w(y), D, w(beta), w(tol), w(infeasible_tol), ipm_iters, admm_iters, **static)
+        out = jax.tree_util.tree_map(np.asarray, out)  # host copies: cast below, outside float64 mode
+    cast = lambda a: jnp.asarray(a, X.dtype if np.issubdtype(a.dtype, np.floating) else a.dtype)  # noqa: E731
+    out = jax.tree_util.tree_map(cast, out)
     return out._replace(iterations=out.iterations + res.iterations)
+
+
+def _to_float64(a):
+    """A host copy of ``a`` (array or scalar) as a float64 JAX array, inside ``jax.enable_x64``; ``None`` stays."""
+    return None if a is None else jnp.asarray(np.asarray(a), jnp.float64)
 
 
 def _positive_int(name, value):
@@ -208,7 +208,7 @@ def _verify_on_host(X, y, D, U, V, dual, nu, beta, status, *, program, tol, infe
     Returns ``(value, gap, residual, status)`` in the solve's dtypes."""
     dtype = np.asarray(U).dtype
     with jax.enable_x64(True):
-        X, y, U, V, dual, nu, beta = (jnp.asarray(np.asarray(a), jnp.float64) for a in (X, y, U, V, dual, nu, beta))
+        X, y, U, V, dual, nu, beta = map(_to_float64, (X, y, U, V, dual, nu, beta))
         D = jnp.asarray(np.asarray(D))
         if program == "max-margin":
             opt = prog.optimality(X, y, D, U, V, dual, nu, program=program, beta=beta)

@@ -14,3 +14,13 @@ def load_benchmark(name: str):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def run_quick(name: str, tmp_path_factory):
+    """``benchmarks/<name>.py --quick`` into a fresh folder; checks that it wrote its quick
+    ``.md`` and ``.json`` tables (``bench_solver`` → ``solver_quick.*``) and returns ``main``'s result."""
+    out = tmp_path_factory.mktemp(name)
+    res = load_benchmark(name).main(["--quick", "--out", str(out)])
+    stem = name.removeprefix("bench_") + "_quick"
+    assert (out / f"{stem}.md").exists() and (out / f"{stem}.json").exists()
+    return res

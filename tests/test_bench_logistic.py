@@ -3,15 +3,12 @@
 where cvxpy is not installed."""
 
 import pytest
-from _benchmarks import load_benchmark
+from _benchmarks import run_quick
 
 
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench_logistic")
-    rows = load_benchmark("bench_logistic").main(["--quick", "--out", str(out)])
-    assert (out / "logistic_quick.md").exists() and (out / "logistic_quick.json").exists()
-    return rows
+    return run_quick("bench_logistic", tmp_path_factory)
 
 
 def test_bench_logistic_quick(rows):

@@ -4,15 +4,12 @@
 import pytest
 
 import convexrelu as cr
-from _benchmarks import load_benchmark
+from _benchmarks import run_quick
 
 
 @pytest.fixture(scope="module")
 def res(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench_patterns")
-    res = load_benchmark("bench_patterns").main(["--quick", "--out", str(out)])
-    assert (out / "patterns_quick.md").exists() and (out / "patterns_quick.json").exists()
-    return res
+    return run_quick("bench_patterns", tmp_path_factory)
 
 
 def test_bench_patterns_quick(res):

@@ -4,15 +4,12 @@ otherwise."""
 
 import numpy as np
 import pytest
-from _benchmarks import load_benchmark
+from _benchmarks import run_quick
 
 
 @pytest.fixture(scope="module")
 def rows(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench_solver")
-    rows = load_benchmark("bench_solver").main(["--quick", "--out", str(out)])
-    assert (out / "solver_quick.md").exists() and (out / "solver_quick.json").exists()
-    return rows
+    return run_quick("bench_solver", tmp_path_factory)
 
 
 def test_bench_solver_quick(rows):

@@ -2,15 +2,12 @@
 compared where installed (a reported skip otherwise)."""
 
 import pytest
-from _benchmarks import load_benchmark
+from _benchmarks import run_quick
 
 
 @pytest.fixture(scope="module")
 def res(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench_train")
-    res = load_benchmark("bench_train").main(["--quick", "--out", str(out)])
-    assert (out / "train_quick.md").exists() and (out / "train_quick.json").exists()
-    return res
+    return run_quick("bench_train", tmp_path_factory)
 
 
 def test_bench_train_quick(res):
