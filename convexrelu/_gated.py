@@ -40,6 +40,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from ._cones import nnls
+from ._implicit import attach_gated_gradients
 from ._jit import solver_jit
 from ._programs import Optimality, cone_violation, convex_loss, duality_gap, negative_loss_gradient, optimality
 from ._solution import RESULTS, RUNNING, ConvexSolution, status_name
@@ -221,26 +222,42 @@ def _group_prox(V: Array, threshold: Array) -> Array:
     return V * jnp.maximum(0.0, 1.0 - threshold / jnp.where(norms > 0, norms, 1.0))
 
 
-def _try_step(pr: GatedProblem, Z, grad, loss_z, step, loss: str, tries) -> LineSearch:
+def loss_divergence(fw: Array, fz: Array, y: Array, loss: str) -> Array:
+    """The Bregman divergence ``ℓ(fw) - ℓ(fz) - ⟨∇ℓ(fz), fw - fz⟩`` of the loss, without the
+    cancellation of that difference: ``½‖fw - fz‖²`` (squared); per sample, with ``a = -y fw``,
+    ``b = -y fz``, ``softplus(a) - softplus(b) - σ(b)(a - b)`` where ``|a - b| > 10⁻³``, else its
+    Taylor expansion ``s(1-s) δ²/2 + s(1-s)(1-2s) δ³/6`` (``s = σ(b)``, ``δ = a - b``; error
+    ``O(δ⁴)``). Near the solution the line search compares quantities of size ``‖ΔW‖²``, far
+    below the loss' own rounding: the loss values could not tell them apart."""
+    if loss == "squared":
+        return 0.5 * jnp.sum((fw - fz) ** 2)
+    a, b = -y * fw, -y * fz
+    delta = a - b
+    s = jax.nn.sigmoid(b)
+    taylor = s * (1.0 - s) * delta**2 * (0.5 + (1.0 - 2.0 * s) * delta / 6.0)
+    exact = jax.nn.softplus(a) - jax.nn.softplus(b) - s * delta
+    return jnp.sum(jnp.where(jnp.abs(delta) > 1e-3, exact, taylor))
+
+
+def _try_step(pr: GatedProblem, Z, fz, grad, step, loss: str, tries) -> LineSearch:
     """The proximal step of size ``step`` from ``Z`` and the quadratic-bound test
-    ``ℓ(W) ≤ ℓ(Z) + ⟨∇, W - Z⟩ + ‖W - Z‖² / (2 step)`` (with a rounding allowance)."""
+    ``ℓ(W) ≤ ℓ(Z) + ⟨∇, W - Z⟩ + ‖W - Z‖² / (2 step)``, as :func:`loss_divergence` ``≤ ‖W - Z‖² / (2 step)``."""
     W = _group_prox(Z - step * grad, step * pr.beta)
     fw = gated_fit(pr.X, pr.Df, W)
     lw = convex_loss(fw, pr.y, loss)
     dW = W - Z
-    bound = loss_z + jnp.sum(grad * dW) + jnp.sum(dW * dW) / (2.0 * step)
-    slack = 10 * jnp.finfo(pr.X.dtype).eps * jnp.maximum(jnp.abs(loss_z), 1.0)
-    return LineSearch(step=step, W=W, fit=fw, loss=lw, accepted=lw <= bound + slack, tries=tries)  # False on NaN: backtrack
+    bound = jnp.sum(dW * dW) / (2.0 * step)
+    accepted = loss_divergence(fw, fz, pr.y, loss) <= bound * (1.0 + 10 * jnp.finfo(pr.X.dtype).eps)
+    return LineSearch(step=step, W=W, fit=fw, loss=lw, accepted=accepted & jnp.isfinite(lw), tries=tries)  # NaN: backtrack
 
 
 def _line_search(pr: GatedProblem, Z, fz, step, loss: str) -> LineSearch:
     """Backtrack ``step ← 0.7 step`` from the current step until the quadratic bound holds."""
-    loss_z = convex_loss(fz, pr.y, loss)
     grad = -gated_adjoint(pr.X, pr.Df, negative_loss_gradient(fz, pr.y, loss))
-    first = _try_step(pr, Z, grad, loss_z, step, loss, jnp.zeros((), jnp.int32))
+    first = _try_step(pr, Z, fz, grad, step, loss, jnp.zeros((), jnp.int32))
 
     def again(ls: LineSearch) -> LineSearch:
-        return _try_step(pr, Z, grad, loss_z, ls.step * BACKTRACK, loss, ls.tries + 1)
+        return _try_step(pr, Z, fz, grad, ls.step * BACKTRACK, loss, ls.tries + 1)
 
     return jax.lax.while_loop(lambda ls: ~ls.accepted & (ls.tries < MAX_BACKTRACKS), again, first)
 
@@ -416,15 +433,17 @@ def solve_gated(
     D = check_patterns(D, n)
     tol, max_iters, check_every, W0 = _check_gated_options(beta, tol, max_iters, check_every, init, D.shape[0], d, X.dtype)
     dt = X.dtype
+    sg = jax.lax.stop_gradient  # the derivatives are implicit (_implicit), not through the iterations
     s = _solve_gated(
-        X, y, D, jnp.asarray(beta, dt), W0, jnp.asarray(tol, dt), jnp.asarray(max_iters, jnp.int32),
+        sg(X), sg(y), D, sg(jnp.asarray(beta, dt)), sg(W0), jnp.asarray(tol, dt), jnp.asarray(max_iters, jnp.int32),
         loss=loss, check_every=check_every,
     )
     sol = GatedSolution(
         W=s.W, patterns=D, value=s.value, dual=s.dual, gap=s.gap, status=s.status, iterations=s.iterations,
-        beta=jnp.asarray(beta, dt), program=f"gated-{loss}",
+        beta=sg(jnp.asarray(beta, dt)), program=f"gated-{loss}",
     )
-    return _raise_on_status(sol) if throw else sol
+    sol = _raise_on_status(sol) if throw else sol
+    return attach_gated_gradients(sol, X, y, beta)
 
 
 # ----------------------------------------------------------------------------------------------

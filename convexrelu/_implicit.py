@@ -546,6 +546,21 @@ def attach_gradients(sol: ConvexSolution, X: Float[Array, "n d"], y: Float[Array
     return eqx.tree_at(lambda s: (s.U, s.V, s.value, s.dual, s.cone_dual), sol, (W[0], W[1], value, dual, nu))
 
 
+def attach_gated_gradients(sol, X: Float[Array, "n d"], y: Float[Array, " n"], beta):
+    """A gated solution (:class:`convexrelu.GatedSolution`) with its ``W, value, dual``
+    differentiable in ``X``, ``y`` and ``β``: the rule of :func:`attach_gradients` with one block
+    group and no cone rows (the gated program's KKT system is the restricted Lagrangian's gradient
+    in the active blocks alone)."""
+    dt = X.dtype
+    W = jnp.stack([sol.W, jnp.zeros_like(sol.W)]).astype(dt)
+    primal = Primal(
+        D=sol.patterns, W=W, value=sol.value, dual=sol.dual.astype(dt),
+        nu=jnp.zeros((2, *sol.patterns.shape), dt), status=sol.status,
+    )
+    W, value, dual, _ = attach(sol.program, X, y, beta, primal)
+    return eqx.tree_at(lambda s: (s.W, s.value, s.dual), sol, (W[0], value, dual))
+
+
 def differentiable_solve(run: Callable[..., ConvexSolution], X, y, D, beta, program: str, **options) -> ConvexSolution:
     """``run(X, y, D, beta, program, **options)`` on the data held constant, with the implicit
     derivatives of :func:`attach_gradients` attached: the solvers' entry points call this so that

@@ -2,7 +2,8 @@
 
 :func:`sweep` expands a TOML spec (DESIGN.md: ``[data]``, ``[train]``, ``[solve]``, ``[sweep]``;
 lists are grid axes, scalars are fixed) into *cells*, one dataset, one gradient-descent run and
-one convex max-margin solve each, and writes one row per cell to ``results.parquet``.
+one convex solve each (the max-margin program, or a regularized one at the cell's ``β`` with a
+weight-decay run), and writes one row per cell to ``results.parquet``.
 
 * **Batches.** Cells of one shape (the same ``n, d, m``, steps, patterns, …) are cut, in grid
   order, into batches of ``[sweep] batch`` cells, which ``jax.vmap`` runs as one problem. A
@@ -51,10 +52,11 @@ from . import datasets
 from ._cone_data import two_cones
 from ._certificates import kkt_certificate
 from ._losses import log_loss, neuron_alignment, normalized_margin
-from ._network import Network, init_network, neuron_patterns
+from ._network import Network, forward, init_network, neuron_patterns, param_norm_sq
 from ._patterns import enumerate_patterns, merge_patterns, pattern_count, sample_patterns
+from ._programs import convex_loss
 from ._solution import RESULTS, status_name
-from ._solver import solve_max_margin
+from ._solver import solve_max_margin, solve_regularized
 from ._train import train
 
 AXIS = "batch"
@@ -83,7 +85,10 @@ _DEFAULTS = {
 }
 _SCALAR_ONLY = {"generator", "program", "certify", "batch", "seeds"}
 _POSITIVE_INT = {"n": 2, "d": 1, "m": 1, "steps": 1, "seeds": 1, "batch": 1}  # smallest allowed value
-_POSITIVE_FLOAT = ("scale", "lr", "max_alpha", "tol", "margin_tol")
+_POSITIVE_FLOAT = ("scale", "lr", "max_alpha", "tol", "margin_tol", "beta")
+PROGRAMS = ("max-margin", "regularized-squared", "regularized-logistic")
+"""``[solve] program``: the max-margin program (the training run follows the logistic loss' gradient
+flow) or a regularized one (the run is gradient descent on the same loss with weight decay ``β``)."""
 _STATIC = ("n", "d", "m", "steps", "schedule", "lr", "max_alpha", "patterns", "tol")  # a batch shares these
 
 
@@ -158,6 +163,8 @@ def _check_value(section: str, key: str, value):
             raise SweepError(f"{where} must be 'constant' or 'loss-based', got {v!r}")
         if key == "patterns" and v != "enumerate" and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
             raise SweepError(f"{where} must be 'enumerate' or a positive integer, got {v!r}")
+        if key == "program" and v not in PROGRAMS:
+            raise SweepError(f"{where} must be one of {list(PROGRAMS)}, got {v!r}")
         if key == "certify" and not isinstance(v, bool):
             raise SweepError(f"{where} must be true or false, got {v!r}")
     return [float(v) if key in _POSITIVE_FLOAT else v for v in values] if isinstance(value, list) else (
@@ -182,7 +189,7 @@ def _check_section_keys(raw: Mapping[str, Any]) -> str:
     allowed = {
         "data": {"generator", "n", "d", "seeds"} | _generator_keys(gen),
         "train": set(_DEFAULTS["train"]),
-        "solve": set(_DEFAULTS["solve"]),
+        "solve": set(_DEFAULTS["solve"]) | {"beta"},
         "sweep": set(_DEFAULTS["sweep"]),
     }
     for section, body in raw.items():
@@ -200,8 +207,16 @@ def _check_sizes(spec: SweepSpec) -> None:
     for key in () if bundled else ("n", "d"):
         if key not in data:
             raise SweepError(f"[data] {key} is required for the generator {data['generator']!r}")
-    if spec.solve["program"] != "max-margin":
-        raise SweepError(f"[solve] program {spec.solve['program']!r}: sweeps solve the 'max-margin' program")
+    program, solve, train = spec.solve["program"], spec.solve, spec.train
+    if program == "max-margin" and "beta" in solve:
+        raise SweepError("[solve] beta is the regularized programs' strength; the 'max-margin' program has none")
+    if program != "max-margin" and "beta" not in solve:
+        raise SweepError(f"[solve] beta is required for the program {program!r} (a number or a list: a grid axis)")
+    if program != "max-margin" and train["schedule"] != "constant":
+        raise SweepError(
+            f"[train] schedule {train['schedule']!r}: a {program!r} cell trains by gradient descent on the regularized "
+            "objective with a constant step; use schedule = \"constant\" (the default for regularized programs)"
+        )
     if spec.solve["patterns"] == "enumerate" and not bundled:
         for n, d in itertools.product(_axis(data["n"]), _axis(data["d"])):
             if pattern_count(n, min(n, d)) > _MAX_ENUMERATED:
@@ -220,8 +235,11 @@ def load_spec(spec) -> SweepSpec:
     """
     raw = _read_spec(spec)
     _check_section_keys(raw)
+    regularized = raw.get("solve", {}).get("program", "max-margin") != "max-margin"
     sections = {}
     for section, defaults in _DEFAULTS.items():
+        if section == "train" and regularized:  # gradient descent with weight decay: a constant step
+            defaults = {**defaults, "schedule": "constant"}
         body = {**defaults, **raw.get(section, {})}
         sections[section] = {k: _check_value(section, k, v) for k, v in sorted(body.items())}
     canonical = json.dumps(sections, sort_keys=True, separators=(",", ":"))
@@ -330,6 +348,7 @@ class _Trained(NamedTuple):
     log_losses: jax.Array  # (c + 1,) log 𝓛 at the checkpoints, 0 first
     alignment: jax.Array  # (c + 1,) weighted neuron alignment at the checkpoints
     diverged: jax.Array  # a parameter or the loss is not finite
+    objective: jax.Array  # the final regularized_objective (regularized cells; NaN for max-margin)
 
 
 def _weighted_alignment(net: Network, X, y):
@@ -360,26 +379,77 @@ def _train_one(X, y, key, scale, *, m, steps, schedule, lr, max_alpha) -> _Train
     lls = jnp.concatenate([jnp.stack([l0, l1]), ll])  # at steps 0, size, 2·size, …, chunks·size
     als = jnp.concatenate([jnp.stack([a0, a1]), al])
     finite = jnp.all(jnp.isfinite(net.W1)) & jnp.all(jnp.isfinite(net.w2)) & jnp.isfinite(log_loss(net, X, y))
-    return _Trained(net, normalized_margin(net, X, y), lls, als, ~finite)
+    return _Trained(net, normalized_margin(net, X, y), lls, als, ~finite, jnp.full((), jnp.nan, X.dtype))
 
 
-@functools.partial(jax.jit, static_argnames=("sharding", "m", "steps", "schedule", "lr", "max_alpha"))
-def _train_batch(X, y, key_data, scales, *, sharding, m, steps, schedule, lr, max_alpha) -> _Trained:
-    """:func:`_train_one` over the batch (``vmap``), the batch axis laid out by ``sharding``."""
-    one = functools.partial(_train_one, m=m, steps=steps, schedule=schedule, lr=lr, max_alpha=max_alpha)
-    out = jax.vmap(lambda X, y, k, s: one(X, y, jax.random.wrap_key_data(k), s))(X, y, key_data, scales)
+def regularized_objective(net: Network, X, y, beta, loss: str):
+    """The network's weight-decay objective ``ℓ(f(θ; X), y) + (β/2)(‖W1‖² + ‖w2‖²)``, with the
+    convex program's loss ``ℓ`` (:func:`convexrelu.convex_loss`). Its minimum over networks with
+    enough neurons is the regularized program's ``P*`` over every pattern; every network's value
+    is at least ``P*`` over any pattern set holding its own patterns (``β‖w_i‖|w2_i| ≤ (β/2)(‖w_i‖² + w2_i²)``)."""
+    return convex_loss(forward(net, X), y, loss) + 0.5 * beta * param_norm_sq(net)
+
+
+def _train_regularized_one(X, y, key, scale, beta, *, m, steps, lr, loss) -> _Trained:
+    """One regularized cell's run: the balanced initialization of scale ``scale``, then ``steps``
+    steps of gradient descent with step ``lr`` on :func:`regularized_objective`, in equal chunks;
+    ``log_losses`` records the log objective at the checkpoints."""
+    net = init_network(X.shape[1], m, scale=1.0, balanced=True, key=key, dtype=X.dtype)
+    start = Network(net.W1 * scale, net.w2 * scale)
+    objective = functools.partial(regularized_objective, X=X, y=y, beta=beta, loss=loss)
+    chunks = min(_CHECKPOINTS, steps)
+    size, rest = divmod(steps, chunks)
+
+    def descend(net, count):
+        step = lambda net, _: (jax.tree.map(lambda p, g: p - lr * g, net, jax.grad(objective)(net)), None)  # noqa: E731
+        return jax.lax.scan(step, net, None, length=count)[0]
+
+    probe = lambda net: (jnp.log(objective(net)), _weighted_alignment(net, X, y))  # noqa: E731
+
+    def chunk(net, _):
+        net = descend(net, size)
+        return net, probe(net)
+
+    net, (ll, al) = jax.lax.scan(chunk, start, None, length=chunks)
+    if rest:
+        net = descend(net, rest)
+    l0, a0 = probe(start)
+    value = objective(net)
+    finite = jnp.all(jnp.isfinite(net.W1)) & jnp.all(jnp.isfinite(net.w2)) & jnp.isfinite(value)
+    lls, als = jnp.concatenate([l0[None], ll]), jnp.concatenate([a0[None], al])
+    return _Trained(net, normalized_margin(net, X, y), lls, als, ~finite, value)
+
+
+@functools.partial(jax.jit, static_argnames=("sharding", "program", "m", "steps", "schedule", "lr", "max_alpha"))
+def _train_batch(X, y, key_data, scales, betas, *, sharding, program, m, steps, schedule, lr, max_alpha) -> _Trained:
+    """The cells' runs over the batch (``vmap``), the batch axis laid out by ``sharding``:
+    :func:`_train_one` (max-margin) or :func:`_train_regularized_one` (``program`` regularized)."""
+    if program == "max-margin":
+        one = functools.partial(_train_one, m=m, steps=steps, schedule=schedule, lr=lr, max_alpha=max_alpha)
+        run = lambda X, y, k, s, b: one(X, y, jax.random.wrap_key_data(k), s)  # noqa: E731
+    else:
+        one = functools.partial(_train_regularized_one, m=m, steps=steps, lr=lr, loss=program.split("-")[1])
+        run = lambda X, y, k, s, b: one(X, y, jax.random.wrap_key_data(k), s, b)  # noqa: E731
+    out = jax.vmap(run)(X, y, key_data, scales, betas)
     return jax.lax.with_sharding_constraint(out, sharding)
 
 
-@functools.partial(jax.jit, static_argnames=("sharding", "tol", "max_iters"))
-def _solve_batch(X, y, D, *, sharding, tol, max_iters=None) -> dict[str, jax.Array]:
-    """:func:`solve_max_margin` over the batch (``vmap``; each problem stops on its own)."""
-    sol = jax.vmap(lambda X, y, D: solve_max_margin(X, y, D, tol=tol, max_iters=max_iters, throw=False))(X, y, D)
+@functools.partial(jax.jit, static_argnames=("sharding", "program", "tol", "max_iters"))
+def _solve_batch(X, y, D, betas, *, sharding, program, tol, max_iters=None) -> dict[str, jax.Array]:
+    """The cells' convex program over the batch (``vmap``; each problem stops on its own):
+    :func:`solve_max_margin`, or :func:`solve_regularized` at each cell's ``β``."""
+
+    def one(X, y, D, b):
+        if program == "max-margin":
+            return solve_max_margin(X, y, D, tol=tol, max_iters=max_iters, throw=False)
+        return solve_regularized(X, y, D, beta=b, loss=program.split("-")[1], tol=tol, max_iters=max_iters, throw=False)
+
+    sol = jax.vmap(one)(X, y, D, betas)
     out = {k: getattr(sol, k) for k in ("value", "gap", "residual", "status", "iterations")}
     return jax.lax.with_sharding_constraint(out, sharding)
 
 
-def _solve_cells(X, y, D, *, sharding, tol, real: int) -> tuple[dict[str, np.ndarray], list[str]]:
+def _solve_cells(X, y, D, betas, *, sharding, program, tol, real: int) -> tuple[dict[str, np.ndarray], list[str]]:
     """Every cell's solve, as if alone, without letting one slow cell hold up the batch.
 
     A vmapped ``while_loop`` runs until its slowest problem stops: one cell whose interior-point
@@ -390,7 +460,8 @@ def _solve_cells(X, y, D, *, sharding, tol, real: int) -> tuple[dict[str, np.nda
     limits, :data:`_REDO_BATCH` at a time (padded like a batch); of a padded batch only the first
     ``real`` cells are. Returns the host arrays and each cell's device."""
     put = functools.partial(jax.device_put, device=sharding)
-    out = _solve_batch(put(X), put(y), put(D), sharding=sharding, tol=tol, max_iters=_FIRST_PASS_ITERS)
+    solve = functools.partial(_solve_batch, sharding=sharding, program=program, tol=tol)
+    out = solve(put(X), put(y), put(D), put(betas), max_iters=_FIRST_PASS_ITERS)
     devices = _devices(out["value"])
     out = {k: np.array(v) for k, v in out.items()}
     redo = np.flatnonzero(~np.isin(out["status"][:real], (RESULTS.optimal, RESULTS.infeasible)))
@@ -398,7 +469,7 @@ def _solve_cells(X, y, D, *, sharding, tol, real: int) -> tuple[dict[str, np.nda
     for start in range(0, redo.size, size):
         idx = redo[start : start + size]
         take = np.concatenate([idx, np.repeat(idx[-1:], size - idx.size)])  # padded: one shape
-        again = _solve_batch(put(X[take]), put(y[take]), put(D[take]), sharding=sharding, tol=tol)
+        again = solve(put(X[take]), put(y[take]), put(D[take]), put(betas[take]))
         where = _devices(again["value"])
         for k, v in again.items():
             out[k][idx] = np.asarray(v)[: idx.size]
@@ -415,6 +486,7 @@ class _Inputs(NamedTuple):
     y: np.ndarray  # (B, n)
     key_data: np.ndarray  # (B, 2) the initialization keys' data
     scales: np.ndarray  # (B,)
+    betas: np.ndarray  # (B,) the regularized programs' β (0 for max-margin cells)
 
 
 def _batch_inputs(cells: list[dict[str, Any]]) -> _Inputs:
@@ -426,7 +498,8 @@ def _batch_inputs(cells: list[dict[str, Any]]) -> _Inputs:
     X = np.stack([data[c["cell"]][0] for c in cells])
     keys = np.stack([np.asarray(jax.random.key_data(_keys(c["seed"])[1])) for c in cells])
     scales = np.asarray([c["scale"] for c in cells], X.dtype)
-    return _Inputs(X, np.stack([data[c["cell"]][1] for c in cells]), keys, scales)
+    betas = np.asarray([c.get("beta", 0.0) for c in cells], X.dtype)
+    return _Inputs(X, np.stack([data[c["cell"]][1] for c in cells]), keys, scales, betas)
 
 
 def _cell_patterns(cell: Mapping[str, Any], X, net: Network, budget: int) -> tuple[np.ndarray, int]:
@@ -481,8 +554,9 @@ def _run_batch(batch: Batch, mesh: Mesh, size: int) -> tuple[list[dict[str, Any]
     times, t = {}, time.perf_counter()
     inp = _batch_inputs(padded)
     X, y = put(inp.X), put(inp.y)
-    static = {k: c0[k] for k in ("m", "steps", "schedule", "lr", "max_alpha")}
-    tr = jax.block_until_ready(_train_batch(X, y, put(inp.key_data), put(inp.scales), sharding=sharding, **static))
+    static = {k: c0[k] for k in ("program", "m", "steps", "schedule", "lr", "max_alpha")}
+    tr = _train_batch(X, y, put(inp.key_data), put(inp.scales), put(inp.betas), sharding=sharding, **static)
+    tr = jax.block_until_ready(tr)
     times["train_s"], t = time.perf_counter() - t, time.perf_counter()
     host = jax.tree.map(np.asarray, tr)
     nets = [Network(host.net.W1[i], host.net.w2[i]) for i in range(size)]
@@ -490,23 +564,39 @@ def _run_batch(batch: Batch, mesh: Mesh, size: int) -> tuple[list[dict[str, Any]
     budget = _pattern_budget(n, d, c0["m"], c0["patterns"])
     pats = [_cell_patterns(c, inp.X[i], nets[i], budget) for i, c in enumerate(padded)]
     times["patterns_s"], t = time.perf_counter() - t, time.perf_counter()
-    sol, devices = _solve_cells(inp.X, inp.y, np.stack([p[0] for p in pats]), sharding=sharding, tol=c0["tol"], real=len(cells))
+    D = np.stack([p[0] for p in pats])
+    sol, devices = _solve_cells(
+        inp.X, inp.y, D, inp.betas, sharding=sharding, program=c0["program"], tol=c0["tol"], real=len(cells)
+    )
     times["solve_s"], t = time.perf_counter() - t, time.perf_counter()
-    certs = [_certify(c, inp.X[i], inp.y[i], nets[i], pats[i][0], float(host.margin[i])) for i, c in enumerate(cells)]
+    regularized = c0["program"] != "max-margin"
+    certs = [
+        (math.nan, math.nan, False) if regularized else _certify(c, inp.X[i], inp.y[i], nets[i], pats[i][0], float(host.margin[i]))
+        for i, c in enumerate(cells)
+    ]
     times["certify_s"] = time.perf_counter() - t
     every = c0["steps"] // min(_CHECKPOINTS, c0["steps"])
     rows = []
     for i, c in enumerate(cells):
         p_star = float(sol["value"][i])
-        gamma_star = 1.0 / (2.0 * p_star) if p_star > 0 else math.nan
-        ratio = float(host.margin[i]) / gamma_star if np.isfinite(gamma_star) and gamma_star > 0 else math.nan
-        early, early_step = _early_alignment(host.log_losses[i], host.alignment[i], n, every)
+        extra = {}
+        if regularized:  # the run's objective against the convex optimum (≥ 1: P* is a lower bound)
+            objective = float(host.objective[i])
+            gamma_star = ratio = early = math.nan
+            early_step = -1
+            extra = {"train_objective": objective, "objective_ratio": objective / p_star if p_star > 0 else math.nan}
+            reached = bool(extra["objective_ratio"] <= 1 + c["margin_tol"])
+        else:
+            gamma_star = 1.0 / (2.0 * p_star) if p_star > 0 else math.nan
+            ratio = float(host.margin[i]) / gamma_star if np.isfinite(gamma_star) and gamma_star > 0 else math.nan
+            early, early_step = _early_alignment(host.log_losses[i], host.alignment[i], n, every)
+            reached = bool(ratio >= 1 - c["margin_tol"])
         rows.append({
             **c, "patterns": str(c["patterns"]), "batch": batch.index, "process": jax.process_index(),
             "device": devices[i], "num_patterns": pats[i][1],
             "orthogonally_separable": bool(datasets.is_orthogonally_separable(inp.X[i], inp.y[i])),
             "margin": float(host.margin[i]), "gamma_star": gamma_star, "gamma_ratio": ratio,
-            "reached": bool(ratio >= 1 - c["margin_tol"]), "p_star": p_star, "gap": float(sol["gap"][i]),
+            "reached": reached, **extra, "p_star": p_star, "gap": float(sol["gap"][i]),
             "residual": float(sol["residual"][i]), "status": status_name(int(sol["status"][i])),
             "iterations": int(sol["iterations"][i]), "kkt_certificate": certs[i][0], "kkt_residual": certs[i][1],
             "certified": certs[i][2], "early_alignment": early, "early_step": early_step,
@@ -624,7 +714,16 @@ def sweep(spec, *, out: str | os.PathLike, mesh: Mesh | None = None, resume: boo
     as in :func:`crosscheck` (Wang & Pilanci 2021, arXiv 2110.06488): ``γ(θ)/γ*`` with
     ``γ* = 1/(2P*)``, the KKT certificate ``c(λ)`` of the trained run, and the early alignment
     ``cos(w_i, s_i Xᵀ D(w_i) y)`` (weighted by ``|w2_i| ‖w_i‖``) at the last of 50 checkpoints
-    where the loss is within 1% of ``n log 2``. Seed ``s`` gives the keys
+    where the loss is within 1% of ``n log 2``.
+
+    With ``[solve] program = "regularized-squared"`` or ``"regularized-logistic"`` and ``beta``
+    (required; an axis or a number), the run is gradient descent with step ``lr`` on
+    :func:`regularized_objective` ``ℓ(f(θ; X), y) + (β/2)(‖W1‖² + ‖w2‖²)`` (``schedule`` must be
+    ``"constant"``, its default there) and the solve :func:`solve_regularized` at ``β``; the row
+    adds ``beta``, ``train_objective`` and ``objective_ratio = train_objective / P*`` (≥ 1: the
+    network is a feasible point of the program over its own patterns), ``reached`` is
+    ``objective_ratio ≤ 1 + margin_tol``, and the max-margin quantities (``gamma_ratio``, the
+    KKT certificate, the early alignment) are NaN. Seed ``s`` gives the keys
     ``jax.random.split(jax.random.key(s), 3)``: data, initialization, sampled patterns.
 
     Cells of one shape run ``[sweep] batch`` at a time (default 16) as one ``vmap``-ed program

@@ -191,6 +191,30 @@ def test_batched_solves_stop_per_problem():
     np.testing.assert_allclose(np.asarray(batch.value), [float(s.value) for s in alone], rtol=1e-10)
 
 
+def test_regularized_cells_solve_their_program_and_bound_the_run(tmp_path):
+    """A regularized sweep: each cell's P* is the standalone regularized solve of its own data at
+    its β, and the weight-decay run's objective is at least P* (the network maps onto a feasible
+    point of the program over its own patterns, which "enumerate" holds: a theorem, so the ratio
+    is ≥ 1 up to the solver's tolerance)."""
+    spec = {
+        "data": {"generator": "two_cones", "n": 6, "d": 2, "angle": 1.2, "seeds": 2},
+        "train": {"m": 8, "scale": 0.5, "steps": 400, "lr": 0.02},
+        "solve": {"program": "regularized-logistic", "beta": [0.05, 0.5], "tol": 1e-9},
+        "sweep": {"batch": 4},
+    }
+    assert cr.load_spec(spec).train["schedule"] == "constant"  # the regularized programs' default
+    rows = cr.sweep(spec, out=tmp_path / "reg", progress=False).to_pylist()
+    assert [(r["beta"], r["seed"]) for r in rows] == [(0.05, 0), (0.05, 1), (0.5, 0), (0.5, 1)]
+    for r in rows:
+        X, y = cr.datasets.two_cones(6, 2, angle=1.2, key=jax.random.split(jax.random.key(r["seed"]), 3)[0])
+        sol = cr.solve_regularized(X, y, cr.enumerate_patterns(X), beta=r["beta"], loss="logistic", tol=1e-9)
+        np.testing.assert_allclose(r["p_star"], float(sol.value), rtol=1e-7)
+        assert r["status"] == "optimal" and r["objective_ratio"] >= 1 - 1e-7
+        assert r["reached"] == (r["objective_ratio"] <= 1 + r["margin_tol"])
+        assert math.isnan(r["gamma_ratio"]) and not r["certified"]
+    assert len({r["p_star"] for r in rows}) == 4
+
+
 # ---------------------------------------------------------------------------------- bad input
 
 
@@ -225,7 +249,11 @@ def _spec(**changes):
         ({"train__scale": -1.0}, "[train] scale"),
         ({"train__schedule": "fast"}, "[train] schedule"),
         ({"solve__patterns": 0}, "[solve] patterns"),
-        ({"solve__program": "regularized-squared"}, "[solve] program"),
+        ({"solve__program": "regularized-squared"}, "[solve] beta"),
+        ({"solve__program": "lasso", "solve__beta": 0.1}, "[solve] program"),
+        ({"solve__beta": 0.1}, "[solve] beta"),
+        ({"solve__program": "regularized-logistic", "solve__beta": 0.1, "train__schedule": "loss-based"}, "[train] schedule"),
+        ({"solve__program": "regularized-logistic", "solve__beta": -0.1}, "[solve] beta"),
         ({"sweep__batch": 0}, "[sweep] batch"),
         ({"data__generator": "spirals"}, "[data] generator"),
         ({"data__angle": 0.1}, "[data] angle"),
@@ -332,10 +360,19 @@ def test_a_stalled_cell_is_solved_again_uncapped_without_holding_up_its_batch(mo
         pytest.skip("the datasets have different numbers of patterns")
     X, y, D = (np.stack([p[i] for p in data]) for i in range(3))
     sharding = NamedSharding(Mesh(np.asarray(jax.local_devices()[:1]), ("batch",)), PartitionSpec("batch"))
-    out, _ = _sweep._solve_cells(X, y, D, sharding=sharding, tol=1e-8, real=3)
+    betas = np.zeros(3)  # unused by the max-margin program
+    out, _ = _sweep._solve_cells(X, y, D, betas, sharding=sharding, program="max-margin", tol=1e-8, real=3)
     alone = [cr.solve_max_margin(*p, tol=1e-8, throw=False) for p in data]
     assert [cr.status_name(s) for s in out["status"]] == ["optimal"] * 3
     assert int(alone[0].iterations) > 15 >= max(int(s.iterations) for s in alone[1:])  # the premise
     assert out["iterations"][0] > _sweep._FIRST_PASS_ITERS  # solved past the cap, not stopped at it
     assert out["iterations"][1:].tolist() == [int(s.iterations) for s in alone[1:]]
     np.testing.assert_allclose(out["value"], [float(s.value) for s in alone], rtol=1e-7)
+
+
+@pytest.mark.parametrize("example", sorted((pathlib.Path(__file__).parent.parent / "examples").glob("*.toml")), ids=lambda p: p.stem)
+def test_example_specs_load(example):
+    spec = cr.load_spec(example)
+    from convexrelu._sweep import expand_cells
+
+    assert len(expand_cells(spec)) > 1
