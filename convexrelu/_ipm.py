@@ -34,8 +34,9 @@ symmetric rank-k update of the host BLAS, see :func:`_capacitance`), an ``n × n
 and batched ``(d+1) × (d+1)`` Cholesky factors: ``O(n² p d + p n d²)`` per iteration, memory
 ``O(np + pd² + n²)``. Woodbury is not backward stable: when ``B`` is nearly singular in a direction
 that only ``AᵀΩA`` fixes (near-duplicate points of opposite labels: margins ``~1/ε``) it loses every
-digit. A small program (``2p(d+1) ≤ _DENSE_MAX``) therefore factors ``N`` itself by Cholesky, at
-``O((2p(d+1))³)`` per iteration (:func:`_dense`). The Newton equations are refined on their
+digit. A small program therefore factors ``N`` itself by Cholesky, at ``O((2p(d+1))³)`` per
+iteration: from the start up to ``2p(d+1) = _DENSE_FROM_START``, and up to ``_DENSE_MAX`` once
+Woodbury's refinement struggles (:func:`_dense`). The Newton equations are refined on their
 unreduced form too (:func:`_newton`), since eliminating ``Δz`` multiplies any error by ``W²``.
 Iterative refinement on ``N`` (to a thousandth of the stopping tolerance, or the floating-point
 floor) recovers the accuracy Woodbury loses when ``B`` is ill-conditioned near
@@ -87,7 +88,8 @@ _REFINE_TOL = 100.0  # ... stopping at a residual of max(_REFINE_TOL · eps, _RE
 _REFINE_FRACTION = 1e-3  # (a thousandth of the stopping tolerance: the gap and violation never see it)
 _REFINE_RATE = 0.5  # ... or when a step shrinks the residual by less than this factor
 _KKT_REFINE_MAX = 3  # refinement steps on the unreduced Newton equations (see _newton)
-_DENSE_MAX = 1024  # N (2p(d+1) square) is factored directly up to this size, by Woodbury above
+_DENSE_MAX = 1024  # N (2p(d+1) square) may be factored directly up to this size, by Woodbury above
+_DENSE_FROM_START = 160  # ... and is, from the first iteration, up to this size (about Woodbury's cost there)
 _DENSE_REG = (1e-15, 1e-7)  # relative (to the mean diagonal) static regularization of the dense N
 _CHUNK_ELEMS = 4_000_000  # elements of one (chunk, n, d) slab in the capacitance GEMM
 _HOST_GEMM_WORK = 1e9  # n² p d from which the CPU capacitance GEMM runs on the host BLAS
@@ -546,6 +548,7 @@ class IpmState(eqx.Module):
     status: Array
     best: Candidate
     single: Array  # the host capacitance Gram in single precision (until a refinement struggles)
+    direct: Array  # N factored directly (from the start, or once a refinement struggled; see _dense)
 
 
 class _Linearization(NamedTuple):
@@ -560,15 +563,20 @@ class _Linearization(NamedTuple):
     fac: IpmFactor
 
 
-def _dense(prob: IpmProblem) -> bool:
-    """Whether ``N`` (``2p(d+1)`` square) is factored directly (up to ``_DENSE_MAX``): backward
-    stable, where Woodbury loses all accuracy once ``B`` is nearly singular in a direction that only
-    ``AᵀΩA`` fixes (near-duplicate points of opposite labels, margins ``~1/ε``); ``O((2p(d+1))³)``
-    per iteration, so only for small programs. Above, Woodbury through the ``n × n`` capacitance."""
-    return prob.c.size <= _DENSE_MAX
+def _dense(prob: IpmProblem) -> str:
+    """How ``N`` (``2p(d+1)`` square) is factored: directly, by Cholesky (backward stable, where
+    Woodbury loses all accuracy once ``B`` is nearly singular in a direction that only ``AᵀΩA``
+    fixes: near-duplicate points of opposite labels, margins ``~1/ε``), or by Woodbury through the
+    ``n × n`` capacitance. The direct factor costs ``O((2p(d+1))³)`` per iteration against
+    Woodbury's ``O(n² p d)`` (30 ms against 2 ms at n = 40, p = 99, d = 4), so it is ``"direct"``
+    up to ``_DENSE_FROM_START``, ``"switch"`` up to ``_DENSE_MAX`` (Woodbury until an iteration's
+    refinement struggles, then direct for the rest of the solve; :func:`ipm_step`) and
+    ``"woodbury"`` above."""
+    size = prob.c.size
+    return "woodbury" if size > _DENSE_MAX else "direct" if size <= _DENSE_FROM_START else "switch"
 
 
-def _linearize(prob: IpmProblem, st: IpmState) -> _Linearization:
+def _linearize(prob: IpmProblem, st: IpmState, direct: bool) -> _Linearization:
     """Residuals ``r_x = ∇φ(x) + c + Gᵀz``, ``r_z = G x + s - h``, ``μ = sᵀz / degree``, the NT
     scaling and the factor of ``N = ∇²φ(x) + Gᵀ W² G`` (Newton's method on the loss)."""
     x, s, z, data = st.x, st.s, st.z, prob.data
@@ -578,7 +586,7 @@ def _linearize(prob: IpmProblem, st: IpmState) -> _Linearization:
     lam = _Pt(sc.Wm * s.m, sc.Wc * s.c, sc.eta * _hyp_mul(sc.Jw, s.q))
     W2q = (sc.eta * sc.eta)[..., None] * _hyp_sq(sc.Jw)
     om = sc.Wm * sc.Wm if prob.max_margin else _loss_derivatives(prob, _A(prob, x[:, 1:]))[2]
-    fac = _factor(data.Xs, data.Df, prob.XX, sc.Wc * sc.Wc, W2q, om, st.single, _dense(prob))
+    fac = _factor(data.Xs, data.Df, prob.XX, sc.Wc * sc.Wc, W2q, om, st.single, direct)
     return _Linearization(st.k < 0, rx, rz, _dot(s, z) / prob.degree, sc, lam, fac)
 
 
@@ -665,7 +673,7 @@ class _Direction(NamedTuple):
     ds: _Pt
     dz: _Pt
     dx: Array
-    steps: Array  # (2,) the longest primal and dual steps
+    steps: tuple[Array, Array]  # the longest primal and dual steps (two scalars, see _direction_pass)
     struggled: Array  # a refinement struggled (then the host Gram leaves single precision)
 
 
@@ -689,7 +697,10 @@ def _direction_pass(i, prev: _Direction, prob: IpmProblem, st: IpmState, lin: _L
     ap, ad = _max_step(prob, st.s, dsv), _max_step(prob, st.z, dz)
     if not prob.max_margin:  # φ ≠ 0 couples the primal and dual residuals: one step
         ap = ad = jnp.minimum(ap, ad)
-    return _Direction(dsv, dz, dx, jnp.stack([ap, ad]), prev.struggled | struggled)
+    # two scalars, not stacked: XLA:CPU fuses the step lengths' reductions into the loop fusion of a
+    # stack, and LLVM's optimizer then takes minutes on that one kernel (150 s at n = 30, p = 16,
+    # d = 4, 300 s at n = 31, against 6 s for the whole solver at n = 40, p = 25)
+    return _Direction(dsv, dz, dx, (ap, ad), prev.struggled | struggled)
 
 
 def _shift(prob: IpmProblem, v: _Pt) -> _Pt:
@@ -745,10 +756,19 @@ def _status(prob: IpmProblem, status, finite, alpha, sz, k, init):
 
 
 def ipm_step(st: IpmState, prob: IpmProblem) -> IpmState:
-    """One predictor-corrector iteration (the first computes the initial point), then the score."""
-    lin = _linearize(prob, st)
+    """One predictor-corrector iteration (the first computes the initial point), then the score;
+    ``N`` factored as :func:`_dense` says (a ``"switch"`` program: a ``lax.cond`` on the state's
+    ``direct`` flag between the two compiled iterations, so neither carries the other's factor)."""
+    mode = _dense(prob)
+    if mode == "switch":
+        return jax.lax.cond(st.direct, lambda: _ipm_step(st, prob, True), lambda: _ipm_step(st, prob, False))
+    return _ipm_step(st, prob, mode == "direct")
+
+
+def _ipm_step(st: IpmState, prob: IpmProblem, direct: bool) -> IpmState:
+    lin = _linearize(prob, st, direct)
     zero = _Pt(jnp.zeros_like(st.s.m), jnp.zeros_like(st.s.c), jnp.zeros_like(st.s.q))
-    start = _Direction(zero, zero, jnp.zeros_like(st.x), jnp.zeros((2,), st.x.dtype), jnp.asarray(False))
+    start = _Direction(zero, zero, jnp.zeros_like(st.x), (jnp.zeros((), st.x.dtype),) * 2, jnp.asarray(False))
     d = jax.lax.fori_loop(0, 2, lambda i, prev: _direction_pass(i, prev, prob, st, lin), start)
     x, s, z, alpha = _advance(prob, st, lin, d)
     k = st.k + 1
@@ -768,7 +788,7 @@ def ipm_step(st: IpmState, prob: IpmProblem) -> IpmState:
     status = _status(prob, status, finite, alpha, sz, k, lin.init)
     if prob.progress is not None:  # the scored gap, else the relative complementarity that tracks it
         jax.debug.callback(prob.progress, k, jnp.where(scored, best.opt.gap, sz / jnp.maximum(1.0, jnp.abs(scaled))))
-    return IpmState(x, s, z, k, status, best, st.single & ~d.struggled & finite)
+    return IpmState(x, s, z, k, status, best, st.single & ~d.struggled & finite, st.direct | d.struggled)
 
 
 def ipm_init(prob: IpmProblem) -> IpmState:
@@ -781,6 +801,7 @@ def ipm_init(prob: IpmProblem) -> IpmState:
     return IpmState(
         x=jnp.zeros((2 * p, d + 1), dtype), s=prob.e, z=prob.e, k=jnp.asarray(-1, jnp.int32),
         status=jnp.asarray(RUNNING, jnp.int32), best=best, single=jnp.asarray(True),
+        direct=jnp.asarray(_dense(prob) == "direct"),
     )
 
 

@@ -578,3 +578,27 @@ def test_zero_features_are_an_infeasible_max_margin_program():
     assert float(jnp.sum(sol.dual)) == pytest.approx(1.0) and float(jnp.min(sol.dual)) >= 0.0
     with pytest.raises(ValueError, match="infeasible"):
         cr.solve_max_margin(X * 0.0, y, D)
+
+
+def _switch_problem():
+    """Near-duplicate rows (1e-2 apart, opposite labels) in 3-D, n = 10, every pattern: 2p(d+1) =
+    736, between _DENSE_FROM_START and _DENSE_MAX, where N starts with Woodbury and switches."""
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((10, 3))
+    X[1] = X[0] + 1e-2 * rng.standard_normal(3)
+    y = np.sign(rng.standard_normal(10))
+    y[1] = -y[0]
+    X, y = jnp.asarray(X), jnp.asarray(y)
+    return X, y, cr.enumerate_patterns(X)
+
+
+def test_mid_size_program_switches_to_the_direct_factor_when_woodbury_struggles(woodbury):
+    X, y, D = _switch_problem()
+    assert _ipm._DENSE_FROM_START < 2 * D.shape[0] * (X.shape[1] + 1) <= 1024
+    stalled = cr.solve_max_margin(X, y, D, method="ipm", max_iters=100, throw=False)
+    assert stalled.status != RESULTS.optimal  # the premise: Woodbury alone (the fixture) stalls here
+    _ipm._DENSE_MAX = 1024  # the default (the fixture's monkeypatch restores its 0 after the test)
+    jax.clear_caches()
+    sol = cr.solve_max_margin(X, y, D, method="ipm", max_iters=100)
+    ref, *_ = max_margin_reference(X, y, D)
+    assert sol.status == RESULTS.optimal and abs(float(sol.value) - ref) <= 1e-5 * ref
