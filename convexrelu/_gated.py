@@ -40,7 +40,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from ._cones import nnls
-from ._implicit import attach_gated_gradients
+from ._implicit import attach_gradients
 from ._jit import solver_jit
 from ._programs import Optimality, cone_violation, convex_loss, duality_gap, negative_loss_gradient, optimality
 from ._solution import RESULTS, RUNNING, ConvexSolution, status_name
@@ -434,16 +434,17 @@ def solve_gated(
     tol, max_iters, check_every, W0 = _check_gated_options(beta, tol, max_iters, check_every, init, D.shape[0], d, X.dtype)
     dt = X.dtype
     sg = jax.lax.stop_gradient  # the derivatives are implicit (_implicit), not through the iterations
+    b = sg(jnp.asarray(beta, dt))
     s = _solve_gated(
-        sg(X), sg(y), D, sg(jnp.asarray(beta, dt)), sg(W0), jnp.asarray(tol, dt), jnp.asarray(max_iters, jnp.int32),
+        sg(X), sg(y), D, b, sg(W0), jnp.asarray(tol, dt), jnp.asarray(max_iters, jnp.int32),
         loss=loss, check_every=check_every,
     )
     sol = GatedSolution(
         W=s.W, patterns=D, value=s.value, dual=s.dual, gap=s.gap, status=s.status, iterations=s.iterations,
-        beta=sg(jnp.asarray(beta, dt)), program=f"gated-{loss}",
+        beta=b, program=f"gated-{loss}",
     )
     sol = _raise_on_status(sol) if throw else sol
-    return attach_gated_gradients(sol, X, y, beta)
+    return attach_gradients(sol, X, y, beta)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -528,9 +528,19 @@ def attach(program: str, X, y, beta, sol: Primal) -> tuple[Array, Array, Array, 
     return _attach(program, theta, sol)
 
 
-def attach_gradients(sol: ConvexSolution, X: Float[Array, "n d"], y: Float[Array, " n"], beta) -> ConvexSolution:
-    """``sol`` with its ``U, V, value, dual, cone_dual`` differentiable (``jax.grad``, ``jax.vjp``,
-    ``jax.jvp``) in ``X``, ``y`` and ``β`` (max-margin: in ``X`` only; its labels are ±1).
+def _solution_arrays(sol, dt):
+    """``(W (2, p, d), ν (2, p, n), β)`` of a :class:`ConvexSolution` or a gated solution."""
+    if sol.program.startswith("gated"):
+        W = jnp.stack([sol.W, jnp.zeros_like(sol.W)]).astype(dt)
+        return W, jnp.zeros((2, *sol.patterns.shape), dt), sol.beta.astype(dt)
+    return jnp.stack([sol.U, sol.V]).astype(dt), sol.cone_dual.astype(dt), sol.beta.astype(dt)
+
+
+def attach_gradients(sol, X: Float[Array, "n d"], y: Float[Array, " n"], beta):
+    """``sol`` with its ``U, V, value, dual, cone_dual`` (a gated solution: ``W, value, dual``)
+    differentiable (``jax.grad``, ``jax.vjp``, ``jax.jvp``) in ``X``, ``y`` and ``β`` (max-margin:
+    in ``X`` only; its labels are ±1). A gated program is the same rule with one block group and
+    no cone rows.
 
     The values are unchanged; their derivatives are the implicit ones of the module docstring.
     ``sol`` must have been computed from ``(X, y, β)`` held constant (``jax.lax.stop_gradient``).
@@ -538,27 +548,12 @@ def attach_gradients(sol: ConvexSolution, X: Float[Array, "n d"], y: Float[Array
     dt = X.dtype
     if sol.program == "max-margin":  # labels are discrete: no derivative in y (nor β)
         y, beta = jax.lax.stop_gradient(y), jnp.zeros((), dt)
-    primal = Primal(
-        D=sol.patterns, W=jnp.stack([sol.U, sol.V]).astype(dt), value=sol.value, dual=sol.dual.astype(dt),
-        nu=sol.cone_dual.astype(dt), status=sol.status,
-    )
+    W, nu, _ = _solution_arrays(sol, dt)
+    primal = Primal(D=sol.patterns, W=W, value=sol.value, dual=sol.dual.astype(dt), nu=nu, status=sol.status)
     W, value, dual, nu = attach(sol.program, X, y, beta, primal)
+    if sol.program.startswith("gated"):
+        return eqx.tree_at(lambda s: (s.W, s.value, s.dual), sol, (W[0], value, dual))
     return eqx.tree_at(lambda s: (s.U, s.V, s.value, s.dual, s.cone_dual), sol, (W[0], W[1], value, dual, nu))
-
-
-def attach_gated_gradients(sol, X: Float[Array, "n d"], y: Float[Array, " n"], beta):
-    """A gated solution (:class:`convexrelu.GatedSolution`) with its ``W, value, dual``
-    differentiable in ``X``, ``y`` and ``β``: the rule of :func:`attach_gradients` with one block
-    group and no cone rows (the gated program's KKT system is the restricted Lagrangian's gradient
-    in the active blocks alone)."""
-    dt = X.dtype
-    W = jnp.stack([sol.W, jnp.zeros_like(sol.W)]).astype(dt)
-    primal = Primal(
-        D=sol.patterns, W=W, value=sol.value, dual=sol.dual.astype(dt),
-        nu=jnp.zeros((2, *sol.patterns.shape), dt), status=sol.status,
-    )
-    W, value, dual, _ = attach(sol.program, X, y, beta, primal)
-    return eqx.tree_at(lambda s: (s.W, s.value, s.dual), sol, (W[0], value, dual))
 
 
 def differentiable_solve(run: Callable[..., ConvexSolution], X, y, D, beta, program: str, **options) -> ConvexSolution:
@@ -568,14 +563,6 @@ def differentiable_solve(run: Callable[..., ConvexSolution], X, y, D, beta, prog
     sg = jax.lax.stop_gradient
     sol = run(sg(X), sg(y), D, sg(beta), program, **options)
     return attach_gradients(sol, X, y, beta)
-
-
-def _solution_arrays(sol, dt):
-    """``(W (2, p, d), ν (2, p, n), β)`` of a :class:`ConvexSolution` or a gated solution."""
-    if sol.program.startswith("gated"):
-        W = jnp.stack([sol.W, jnp.zeros_like(sol.W)]).astype(dt)
-        return W, jnp.zeros((2, *sol.patterns.shape), dt), sol.beta.astype(dt)
-    return jnp.stack([sol.U, sol.V]).astype(dt), sol.cone_dual.astype(dt), sol.beta.astype(dt)
 
 
 def active_set(sol: ConvexSolution, X: Float[Array, "n d"], y: Float[Array, " n"]) -> ActiveSet:

@@ -57,7 +57,7 @@ from ._patterns import enumerate_patterns, merge_patterns, pattern_count, sample
 from ._programs import convex_loss
 from ._solution import RESULTS, status_name
 from ._solver import solve_max_margin, solve_regularized
-from ._train import train
+from ._train import TrainState, train
 
 AXIS = "batch"
 """Name of the mesh axis the batch of cells is sharded over."""
@@ -357,27 +357,41 @@ def _weighted_alignment(net: Network, X, y):
     return jnp.sum(w * neuron_alignment(net, X, y)) / jnp.sum(w)
 
 
-def _train_one(X, y, key, scale, *, m, steps, schedule, lr, max_alpha) -> _Trained:
-    """One cell's run: a balanced initialization of scale ``scale`` trained for ``steps`` steps in
-    equal chunks (a ``lax.scan``), the loss and alignment recorded after each."""
+def _scaled_start(X, key, scale, m) -> Network:
+    """A balanced initialization of ``m`` neurons, multiplied by ``scale`` (per-cell data, not a shape)."""
     net = init_network(X.shape[1], m, scale=1.0, balanced=True, key=key, dtype=X.dtype)
-    start = Network(net.W1 * scale, net.w2 * scale)  # the scale is per-cell data, not a shape
+    return Network(net.W1 * scale, net.w2 * scale)
+
+
+def _in_chunks(carry, advance, probe, steps: int):
+    """``steps`` steps of ``advance(carry, count)`` in ``min(_CHECKPOINTS, steps)`` equal chunks (a
+    ``lax.scan``; the remainder last), ``probe(carry)`` at the start and after every chunk. Returns
+    the final carry and the probes stacked (at steps 0, size, 2·size, …)."""
     chunks = min(_CHECKPOINTS, steps)
     size, rest = divmod(steps, chunks)
-    opts = dict(schedule=schedule, max_alpha=max_alpha)
-    probe = lambda net: (log_loss(net, X, y), _weighted_alignment(net, X, y))  # noqa: E731
-    first = train(start, X, y, steps=size, lr=lr, record_every=size, **opts)
 
-    def chunk(carry, _):
-        res = train(carry[0], X, y, steps=size, state=carry[1], record_every=size, **opts)
-        return (res.net, res.state), probe(res.net)
+    def chunk(c, _):
+        c = advance(c, size)
+        return c, probe(c)
 
-    (net, state), (ll, al) = jax.lax.scan(chunk, (first.net, first.state), None, length=chunks - 1)
+    out, probes = jax.lax.scan(chunk, carry, None, length=chunks)
     if rest:
-        net = train(net, X, y, steps=rest, state=state, record_every=rest, **opts).net
-    (l0, a0), (l1, a1) = probe(start), probe(first.net)
-    lls = jnp.concatenate([jnp.stack([l0, l1]), ll])  # at steps 0, size, 2·size, …, chunks·size
-    als = jnp.concatenate([jnp.stack([a0, a1]), al])
+        out = advance(out, rest)
+    return out, jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), probe(carry), probes)
+
+
+def _train_one(X, y, key, scale, *, m, steps, schedule, lr, max_alpha) -> _Trained:
+    """One cell's run: a balanced initialization of scale ``scale`` trained for ``steps`` steps in
+    equal chunks (:func:`train`), the loss and alignment recorded after each."""
+    opts = dict(schedule=schedule, max_alpha=max_alpha)
+
+    def advance(carry, count):
+        res = train(carry[0], X, y, steps=count, state=carry[1], record_every=count, **opts)
+        return res.net, res.state
+
+    probe = lambda carry: (log_loss(carry[0], X, y), _weighted_alignment(carry[0], X, y))  # noqa: E731
+    state = TrainState(jnp.asarray(0), jnp.asarray(lr, X.dtype), None)  # what train starts from
+    (net, _), (lls, als) = _in_chunks((_scaled_start(X, key, scale, m), state), advance, probe, steps)
     finite = jnp.all(jnp.isfinite(net.W1)) & jnp.all(jnp.isfinite(net.w2)) & jnp.isfinite(log_loss(net, X, y))
     return _Trained(net, normalized_margin(net, X, y), lls, als, ~finite, jnp.full((), jnp.nan, X.dtype))
 
@@ -394,29 +408,16 @@ def _train_regularized_one(X, y, key, scale, beta, *, m, steps, lr, loss) -> _Tr
     """One regularized cell's run: the balanced initialization of scale ``scale``, then ``steps``
     steps of gradient descent with step ``lr`` on :func:`regularized_objective`, in equal chunks;
     ``log_losses`` records the log objective at the checkpoints."""
-    net = init_network(X.shape[1], m, scale=1.0, balanced=True, key=key, dtype=X.dtype)
-    start = Network(net.W1 * scale, net.w2 * scale)
     objective = functools.partial(regularized_objective, X=X, y=y, beta=beta, loss=loss)
-    chunks = min(_CHECKPOINTS, steps)
-    size, rest = divmod(steps, chunks)
 
-    def descend(net, count):
+    def advance(net, count):
         step = lambda net, _: (jax.tree.map(lambda p, g: p - lr * g, net, jax.grad(objective)(net)), None)  # noqa: E731
         return jax.lax.scan(step, net, None, length=count)[0]
 
     probe = lambda net: (jnp.log(objective(net)), _weighted_alignment(net, X, y))  # noqa: E731
-
-    def chunk(net, _):
-        net = descend(net, size)
-        return net, probe(net)
-
-    net, (ll, al) = jax.lax.scan(chunk, start, None, length=chunks)
-    if rest:
-        net = descend(net, rest)
-    l0, a0 = probe(start)
+    net, (lls, als) = _in_chunks(_scaled_start(X, key, scale, m), advance, probe, steps)
     value = objective(net)
     finite = jnp.all(jnp.isfinite(net.W1)) & jnp.all(jnp.isfinite(net.w2)) & jnp.isfinite(value)
-    lls, als = jnp.concatenate([l0[None], ll]), jnp.concatenate([a0[None], al])
     return _Trained(net, normalized_margin(net, X, y), lls, als, ~finite, value)
 
 
