@@ -76,20 +76,23 @@ def child(size_name: str, loop: bool, work: str) -> dict:
     t = time.perf_counter()
     cr.sweep(spec, out=os.path.join(work, "warm"), progress=False)
     first = time.perf_counter() - t
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     rows = cr.sweep(spec, out=os.path.join(work, "timed"), progress=False).to_pylist()
     seconds = time.perf_counter() - t
     out = dict(devices=len(jax.local_devices()), cells=len(rows), seconds=seconds, cells_per_s=len(rows) / seconds)
+    out["cores_busy"] = (time.process_time() - cpu) / seconds  # CPU seconds (all threads) per second
+    out["intra_op_pool"] = os.environ.get("NPROC", str(os.cpu_count()))
     out["compile_s"] = max(first - seconds, 0.0)  # the first sweep's extra time: compilation
     out["sweep"] = {f"{r['angle']}/{r['seed']}": (r["p_star"], r["status"], r["margin"]) for r in rows}
     if loop:
         t = time.perf_counter()
         _loop_cell(cr, jax, size, size["angles"][0], 0)  # warm-up: compiles train and the solver
         warm = time.perf_counter() - t
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         cells = {f"{a}/{s}": _loop_cell(cr, jax, size, a, s) for a in size["angles"] for s in range(size["seeds"])}
         loop_s = time.perf_counter() - t
         out["loop"] = dict(cells=len(cells), seconds=loop_s, cells_per_s=len(cells) / loop_s, results=cells)
+        out["loop"]["cores_busy"] = (time.process_time() - cpu) / loop_s
         out["loop"]["compile_s"] = max(warm - loop_s / len(cells), 0.0)
     return out
 
@@ -115,20 +118,29 @@ def _accuracy(sweep: dict, loop: dict) -> dict:
 
 def _table(size: dict, rows: list[dict], loop: dict, acc: dict) -> str:
     base1 = rows[0]["cells_per_s"]
-    head = "| how | devices | cells | seconds | cells/s | vs loop | vs 1 device | compile s |\n|---|---|---|---|---|---|---|---|\n"
+    head = (
+        "| how | devices | cells | seconds | cells/s | vs loop | vs 1 device | cores busy | compile s |\n"
+        "|---|---|---|---|---|---|---|---|---|\n"
+    )
     lines = [
         f"| Python loop over cells | 1 | {loop['cells']} | {loop['seconds']:.2f} | {loop['cells_per_s']:.3g} | 1.0 | | "
-        f"{loop['compile_s']:.1f} |"
+        f"{loop['cores_busy']:.2f} | {loop['compile_s']:.1f} |"
     ]
     for r in rows:
         lines.append(
             f"| convexrelu.sweep | {r['devices']} | {r['cells']} | {r['seconds']:.2f} | {r['cells_per_s']:.3g} | "
-            f"{r['cells_per_s'] / loop['cells_per_s']:.1f} | {r['cells_per_s'] / base1:.2f} | {r['compile_s']:.1f} |"
+            f"{r['cells_per_s'] / loop['cells_per_s']:.1f} | {r['cells_per_s'] / base1:.2f} | {r['cores_busy']:.2f} | "
+            f"{r['compile_s']:.1f} |"
         )
     sizes = f"n = {size['n']}, d = {size['d']}, m = {size['m']}, {size['steps']} steps, batch {size['batch']}"
+    ceiling = os.cpu_count() / rows[0]["cores_busy"]
     notes = (
         f"\n\nCells: {sizes}, every pattern; P* of the sweep against the loop: max relative difference "
-        f"{acc['p_star_max_rel_diff']:.1e}, statuses equal: {acc['statuses_equal']}, optimal: {acc['optimal']}/{loop['cells']}."
+        f"{acc['p_star_max_rel_diff']:.1e}, statuses equal: {acc['statuses_equal']}, optimal: {acc['optimal']}/{loop['cells']}. "
+        f"Cores busy: CPU seconds of all the process's threads per second of the timed run. One device already "
+        f"keeps {rows[0]['cores_busy']:.2f} of the {os.cpu_count()} cores busy, so a second device can add at most "
+        f"{ceiling:.2f}x. The two-device run's XLA intra-op pool has {rows[-1]['intra_op_pool']} threads "
+        "(NPROC, set by convexrelu: see convexrelu/_hostpool.py)."
     )
     return head + "\n".join(lines) + notes
 

@@ -120,4 +120,8 @@ from ._sweep import (
     sweep as sweep,
 )
 
+from ._hostpool import widen_intra_op_pool as _widen_intra_op_pool
+
+_widen_intra_op_pool()  # importing convexrelu starts no JAX backend: see _hostpool (an XLA:CPU deadlock)
+
 __version__ = "0.1.0"

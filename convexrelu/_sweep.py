@@ -51,6 +51,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from . import datasets
 from ._cone_data import two_cones
 from ._certificates import kkt_certificate
+from ._hostpool import check_intra_op_pool
 from ._losses import log_loss, neuron_alignment, normalized_margin
 from ._network import Network, forward, init_network, neuron_patterns, param_norm_sq
 from ._patterns import enumerate_patterns, merge_patterns, pattern_count, sample_patterns
@@ -765,6 +766,7 @@ def sweep(spec, *, out: str | os.PathLike, mesh: Mesh | None = None, resume: boo
     """
     spec = spec if isinstance(spec, SweepSpec) else load_spec(spec)
     mesh = _local_mesh(mesh)
+    check_intra_op_pool(mesh.devices.flat)
     out = os.fspath(out)
     process, count = jax.process_index(), jax.process_count()
     size = -(-spec.sweep["batch"] // mesh.size) * mesh.size  # every batch's padded size
