@@ -41,10 +41,11 @@ from jaxtyping import Array, Bool, Float, Int
 
 from ._cones import nnls
 from ._implicit import attach_gradients
+from ._intercept import profile_intercept
 from ._jit import solver_jit
 from ._programs import Optimality, cone_violation, convex_loss, duality_gap, negative_loss_gradient, optimality
 from ._solution import RESULTS, RUNNING, ConvexSolution, status_name
-from ._validation import check_patterns, check_targets, check_X, check_y, is_concrete
+from ._validation import check_outputs, check_patterns, check_targets, check_X, check_y, is_concrete
 
 
 MAX_ITERS = 20_000
@@ -69,6 +70,7 @@ class GatedSolution(eqx.Module):
         gap: relative duality gap ``|primal - dual| / max(1, |primal|, |dual|)``.
         status: a :class:`convexrelu.RESULTS` code; iterations: iterations used.
         beta: the regularization strength. program: ``"gated-squared"`` or ``"gated-logistic"``.
+        intercept: the unregularized intercept ``b`` of the fit (``intercept=True``), else 0.
     """
 
     W: Float[Array, "p d"]
@@ -80,6 +82,7 @@ class GatedSolution(eqx.Module):
     iterations: Int[Array, ""]
     beta: Float[Array, ""]
     program: str = eqx.field(static=True, default="gated-squared")
+    intercept: Float[Array, ""] | float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -96,17 +99,18 @@ class GatedNetwork(eqx.Module):
     """The gated ReLU network ``f(x) = Σ_j 1[xᵀg_j ≥ 0] xᵀw_j``.
 
     Attributes:
-        gates: ``g_j`` as rows, shape ``(p, d)``. W: the blocks ``w_j``, shape ``(p, d)``.
+        gates: ``g_j`` as rows, shape ``(p, d)``. W: the blocks ``w_j``, shape ``(p, d)``, or
+            ``(c, p, d)`` for ``c`` outputs (each output its own neurons on the shared gates).
     """
 
     gates: Float[Array, "p d"]
-    W: Float[Array, "p d"]
+    W: Float[Array, "*c p d"]
 
 
-def gated_forward(net: GatedNetwork, X: Float[Array, "n d"]) -> Float[Array, " n"]:
-    """The gated network's output ``Σ_j 1[X g_j ≥ 0] ⊙ X w_j``, shape ``(n,)``; works on any ``X``."""
-    D = (X @ net.gates.T >= 0).astype(X.dtype)  # (n, p)
-    return jnp.sum(D * (X @ net.W.T), axis=1)
+def gated_forward(net: GatedNetwork, X: Float[Array, "n d"]) -> Float[Array, "*c n"]:
+    """The gated network's output ``Σ_j 1[X g_j ≥ 0] ⊙ X w_j``, shape ``(n,)`` (``(c, n)`` for
+    ``c`` outputs); works on any ``X``."""
+    return gated_fit(X, (X @ net.gates.T >= 0).T, net.W)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -114,14 +118,15 @@ def gated_forward(net: GatedNetwork, X: Float[Array, "n d"]) -> Float[Array, " n
 # ----------------------------------------------------------------------------------------------
 
 
-def gated_fit(X: Float[Array, "n d"], D: Bool[Array, "p n"], W: Float[Array, "p d"]) -> Float[Array, " n"]:
-    """``f = Σ_j D_j ⊙ X w_j`` (``D`` boolean or 0/1 floats), cost ``O(npd)``, no ``D_j X`` blocks."""
-    return jnp.sum(D.astype(X.dtype).T * (X @ W.T), axis=1)
+def gated_fit(X: Float[Array, "n d"], D: Bool[Array, "p n"], W: Float[Array, "*c p d"]) -> Float[Array, "*c n"]:
+    """``f = Σ_j D_j ⊙ X w_j`` (``D`` boolean or 0/1 floats), cost ``O(npd)``, no ``D_j X`` blocks.
+    Blocks ``(c, p, d)`` of ``c`` outputs give fits ``(c, n)``."""
+    return jnp.sum(D.astype(X.dtype).T * (X @ jnp.swapaxes(W, -1, -2)), axis=-1)
 
 
-def gated_adjoint(X: Float[Array, "n d"], D: Bool[Array, "p n"], a: Float[Array, " n"]) -> Float[Array, "p d"]:
-    """The adjoint of :func:`gated_fit`: row ``j`` is ``Xᵀ(D_j ⊙ a)``."""
-    return (D.astype(X.dtype) * a) @ X
+def gated_adjoint(X: Float[Array, "n d"], D: Bool[Array, "p n"], a: Float[Array, "*c n"]) -> Float[Array, "*c p d"]:
+    """The adjoint of :func:`gated_fit`: row ``j`` is ``Xᵀ(D_j ⊙ a)`` (per output for ``a (c, n)``)."""
+    return (D.astype(X.dtype) * a[..., None, :]) @ X
 
 
 def gated_objective(X, y, D, W, *, beta, loss: Literal["squared", "logistic"] = "squared") -> Float[Array, ""]:
@@ -141,11 +146,22 @@ def conjugate_bound(r: Float[Array, " n"], y: Float[Array, " n"], c: Float[Array
         rr, ry = jnp.sum(r * r), jnp.sum(r * y)
         t = jnp.clip(ry / jnp.where(rr > 0, rr, 1.0), 0.0, tmax)
         return t * ry - 0.5 * t * t * rr
+    xlogy = jax.scipy.special.xlogy  # 0 log 0 = 0
     if loss == "logistic":
         q = jnp.minimum(1.0, tmax) * jnp.clip(y * r, 0.0, 1.0)
-        xlogy = jax.scipy.special.xlogy  # 0 log 0 = 0
         return -jnp.sum(xlogy(q, q) + xlogy(1.0 - q, 1.0 - q))
-    raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
+    if loss == "softmax":  # -ℓ*(-r) = Σ_i H(y_{·i} - r_{·i}) on the simplex; y - t r stays in it for t ≤ 1
+        q = y - jnp.minimum(1.0, tmax) * r
+        return -jnp.sum(xlogy(q, q))
+    raise ValueError(f"loss must be 'squared', 'logistic' or 'softmax', got {loss!r}")
+
+
+def _softmax_domain(r: Array, y: Array) -> Array:
+    """``r`` moved into the conjugate's domain (``y - r`` on the simplex, per sample)."""
+    q = jnp.clip(y - r, 0.0, None)
+    total = jnp.sum(q, axis=0, keepdims=True)
+    q = jnp.where(total > 0, q / jnp.where(total > 0, total, 1.0), y)
+    return y - q
 
 
 def gated_dual_objective(X, y, D, r, *, beta, loss: Literal["squared", "logistic"] = "squared") -> Float[Array, ""]:
@@ -153,6 +169,8 @@ def gated_dual_objective(X, y, D, r, *, beta, loss: Literal["squared", "logistic
     :func:`conjugate_bound` (``r`` scaled by ``t ≤ 1/c`` is dual feasible)."""
     if loss == "logistic":
         r = y * jnp.clip(y * r, 0.0, 1.0)
+    if loss == "softmax":
+        r = _softmax_domain(r, y)
     c = jnp.max(jnp.linalg.norm(gated_adjoint(X, D, r), axis=-1)) / beta
     return conjugate_bound(r, y, c, loss)
 
@@ -231,6 +249,9 @@ def loss_divergence(fw: Array, fz: Array, y: Array, loss: str) -> Array:
     below the loss' own rounding: the loss values could not tell them apart."""
     if loss == "squared":
         return 0.5 * jnp.sum((fw - fz) ** 2)
+    if loss == "softmax":  # the Bregman divergence of logsumexp: KL(softmax(fz) ‖ softmax(fw)) per sample
+        lz, lw = jax.nn.log_softmax(fz, axis=0), jax.nn.log_softmax(fw, axis=0)
+        return jnp.sum(jnp.exp(lz) * (lz - lw))
     a, b = -y * fw, -y * fz
     delta = a - b
     s = jax.nn.sigmoid(b)
@@ -305,15 +326,15 @@ def _fista_step(pr: GatedProblem, loss: str, check_every: int, s: FistaState) ->
 
 def _initial_step(pr: GatedProblem, loss: str) -> Array:
     """``1/L`` from 8 power iterations on ``AᵀA`` (``A: W ↦ Σ_j D_j X w_j``); the loss' curvature is
-    1 (squared) or ¼ (logistic). An underestimate of ``L`` is corrected by the line search."""
-    V = jnp.ones(pr.Df.shape[:1] + pr.X.shape[1:], pr.X.dtype)
+    1 (squared), ¼ (logistic) or ½ (softmax). An underestimate of ``L`` is corrected by the line search."""
+    V = jnp.ones(pr.y.shape[:-1] + pr.Df.shape[:1] + pr.X.shape[1:], pr.X.dtype)  # (c,) p, d
 
     def power(_, V):
         V = gated_adjoint(pr.X, pr.Df, gated_fit(pr.X, pr.Df, V))
         return V / jnp.maximum(jnp.linalg.norm(V), jnp.finfo(V.dtype).tiny)
 
     V = jax.lax.fori_loop(0, 8, power, V)
-    L = jnp.linalg.norm(gated_fit(pr.X, pr.Df, V)) ** 2 * (1.0 if loss == "squared" else 0.25)
+    L = jnp.linalg.norm(gated_fit(pr.X, pr.Df, V)) ** 2 * {"squared": 1.0, "logistic": 0.25, "softmax": 0.5}[loss]
     return 1.0 / jnp.maximum(L, jnp.finfo(pr.X.dtype).tiny)
 
 
@@ -338,7 +359,7 @@ def _solve_gated(X, y, D, beta, W0, tol, max_iters, *, loss: str, check_every: i
 # ----------------------------------------------------------------------------------------------
 
 
-def _check_gated_options(beta, tol, max_iters, check_every, init, p, d, dtype):
+def _check_gated_options(beta, tol, max_iters, check_every, init, p, d, dtype, outputs=()):
     """``(tol, max_iters, check_every, W0)`` with the defaults; raises on bad values."""
     b = jnp.asarray(beta)
     if b.ndim != 0:
@@ -353,12 +374,13 @@ def _check_gated_options(beta, tol, max_iters, check_every, init, p, d, dtype):
     for name, v in (("max_iters", max_iters), ("check_every", check_every)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}")
+    shape = outputs + (p, d)
     if init is None:
-        W0 = jnp.zeros((p, d), dtype)
+        W0 = jnp.zeros(shape, dtype)
     else:
         W0 = init.W if isinstance(init, GatedSolution) else jnp.asarray(init)
-        if W0.shape != (p, d):
-            raise ValueError(f"init has W of shape {W0.shape}; this problem needs ({p}, {d})")
+        if W0.shape != shape:
+            raise ValueError(f"init has W of shape {W0.shape}; this problem needs {shape}")
         W0 = jnp.where(jnp.isfinite(W0), W0, 0.0).astype(dtype)
     return float(tol), int(max_iters), int(check_every), W0
 
@@ -390,13 +412,20 @@ def solve_gated(
     throw: bool = True,
     init: GatedSolution | Array | None = None,
     check_every: int = 10,
+    intercept: bool = False,
 ) -> GatedSolution:
     """Solve the gated ReLU program (Mishkin, Sahiner & Pilanci 2022) by R-FISTA.
 
         min_W ℓ(Σ_j D_j X w_j, y) + β Σ_j ‖w_j‖,
 
     ``ℓ = ½ Σ (f - y)²`` (``loss="squared"``, real targets) or ``Σ log(1 + e^{-y f})``
-    (``loss="logistic"``, labels ±1). Accelerated proximal gradient with a backtracking line
+    (``loss="logistic"``, labels ±1). With ``c`` outputs (targets ``y`` of shape ``(n, c)``) every
+    output has its own blocks on the shared gates (scnn's convention): ``W (c, p, d)``, fits and
+    ``dual (c, n)``, the outputs on the leading axis; ``loss="squared"`` (real targets, the outputs
+    separate) or ``loss="softmax"`` (one-hot targets, ``c ≥ 2``: the cross-entropy
+    ``Σ_i logsumexp(f_·i) - ⟨y_·i, f_·i⟩``; with ``c = 2`` the binary logistic program of ``f₁ - f₂``).
+    Multi-output solutions carry no implicit derivatives (differentiating them raises).
+    Accelerated proximal gradient with a backtracking line
     search, a growing step and gradient-mapping restarts; every ``check_every`` iterations the
     dual point ``r = -∇_f ℓ`` is scaled to ``max_j ‖Xᵀ(D_j ⊙ r)‖ ≤ β`` and the solve stops when
     the relative duality gap (:func:`gated_optimality`) is within ``tol``. For ``β ≥ β_max``
@@ -404,13 +433,19 @@ def solve_gated(
     Jitted; float32 and float64; works under ``jax.vmap`` (e.g. over a grid of β).
 
     Args:
-        X: data ``(n, d)``. y: targets ``(n,)`` (labels ±1 for the logistic loss).
+        X: data ``(n, d)``. y: targets ``(n,)`` (labels ±1 for the logistic loss), or ``(n, c)``
+            (real for the squared loss, one-hot for ``loss="softmax"``).
         D: patterns ``(p, n)`` (boolean), e.g. ``cr.sample_patterns(X, num=p, key=key)``.
         beta: regularization strength, a positive scalar (may be traced).
+        loss: ``"squared"``, ``"logistic"`` or ``"softmax"``.
         tol: relative gap to stop at; default 1e-6 in float64, 1e-4 in float32.
         max_iters: iteration limit (default 20 000). throw: raise unless optimal.
         init: a previous :class:`GatedSolution` (or ``W`` array) of the same shape: a warm start.
         check_every: iterations between gap evaluations (each costs one pass over the data).
+        intercept: add an unregularized intercept ``b`` (squared loss): profiled out, one warm-started
+            solve per trial ``b`` at the target ``y - b``, certified by the centred residual's dual
+            bound (:mod:`convexrelu._intercept`); ``sol.intercept`` (one per output, ``(c,)``). On the
+            host (not under ``jit``, ``vmap`` or ``grad``).
 
     Returns:
         A :class:`GatedSolution`; :class:`GatedNetwork` with the gates gives the network, and
@@ -425,13 +460,22 @@ def solve_gated(
         >>> sol = cr.solve_gated(X, y, D, beta=1e-2)
         >>> f = cr.gated_forward(cr.GatedNetwork(gates=G, W=sol.W), X_new)
     """
-    if loss not in ("squared", "logistic"):
-        raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
+    if loss not in ("squared", "logistic", "softmax"):
+        raise ValueError(f"loss must be 'squared', 'logistic' or 'softmax', got {loss!r}")
     X = check_X(X)
     n, d = X.shape
-    y = (check_targets if loss == "squared" else check_y)(y, n, dtype=X.dtype)
+    multi = loss == "softmax" or jnp.ndim(y) == 2
+    if multi:
+        y = check_outputs(y, n, loss, dtype=X.dtype)  # (c, n): the outputs on the leading axis
+    else:
+        y = (check_targets if loss == "squared" else check_y)(y, n, dtype=X.dtype)
     D = check_patterns(D, n)
-    tol, max_iters, check_every, W0 = _check_gated_options(beta, tol, max_iters, check_every, init, D.shape[0], d, X.dtype)
+    outputs = y.shape[:1] if multi else ()
+    tol, max_iters, check_every, W0 = _check_gated_options(
+        beta, tol, max_iters, check_every, init, D.shape[0], d, X.dtype, outputs
+    )
+    if intercept:
+        return _gated_with_intercept(X, y, D, beta, loss, W0, tol=tol, max_iters=max_iters, throw=throw, check_every=check_every)
     dt = X.dtype
     sg = jax.lax.stop_gradient  # the derivatives are implicit (_implicit), not through the iterations
     b = sg(jnp.asarray(beta, dt))
@@ -444,7 +488,66 @@ def solve_gated(
         beta=b, program=f"gated-{loss}",
     )
     sol = _raise_on_status(sol) if throw else sol
+    if multi:  # no implicit derivatives of c outputs yet: differentiating raises instead of a silent zero
+        return eqx.tree_at(lambda t: t.value, sol, _not_differentiable(sol.value, X, y, jnp.asarray(beta, dt)))
     return attach_gradients(sol, X, y, beta)
+
+
+@jax.custom_jvp
+def _not_differentiable(value, *inputs):
+    """``value``; its derivative in ``inputs`` raises (multi-output solutions carry no implicit
+    derivatives yet, and a zero would be a silent wrong answer)."""
+    return value
+
+
+@_not_differentiable.defjvp
+def _not_differentiable_jvp(primals, tangents):
+    raise NotImplementedError(
+        "derivatives of a multi-output (c outputs) gated solution are not implemented: differentiate "
+        "each output's binary program (a single target column) instead"
+    )
+
+
+def _gated_with_intercept(X, y, D, beta, loss, W0, *, tol, max_iters, throw, check_every):
+    """:func:`solve_gated` with an unregularized intercept (:mod:`convexrelu._intercept`); ``c``
+    squared-loss outputs separate, one intercept each, then one joint certificate."""
+    if loss != "squared":
+        raise ValueError(
+            "intercept=True is available for the squared loss (the intercept is profiled out through the "
+            "target); for the logistic and softmax losses append a constant feature to X instead"
+        )
+    if not all(is_concrete(a) for a in (X, y, jnp.asarray(beta))):
+        raise ValueError("intercept=True solves on the host, one solve per trial intercept: call it outside jit, vmap and grad")
+
+    def one(target, start):
+        def solve(t, inner_tol, prev):
+            return solve_gated(
+                X, t, D, beta=beta, loss="squared", tol=inner_tol, max_iters=max_iters, throw=False,
+                init=start if prev is None else prev, check_every=check_every,
+            )
+
+        def certify(t, sol, r):
+            return gated_optimality(X, t, D, sol.W, r, beta=beta, loss="squared")
+
+        return profile_intercept(solve, certify, target, tol=tol, throw=False, raise_on_status=_raise_on_status)
+
+    if y.ndim == 1:
+        sol = one(y, W0)
+        return _raise_on_status(sol) if throw else sol
+    sols = [one(y[k], W0[k]) for k in range(y.shape[0])]  # the outputs' programs separate
+    W = jnp.stack([t.W for t in sols])
+    b = jnp.stack([jnp.asarray(t.intercept, X.dtype) for t in sols])
+    r = jnp.stack([t.dual for t in sols])
+    opt = gated_optimality(X, y - b[:, None], D, W, r, beta=beta, loss="squared")
+    codes = [int(t.status) for t in sols]
+    ok = all(c == RESULTS.optimal for c in codes) and float(opt.gap) <= tol
+    status = RESULTS.optimal if ok else next((c for c in codes if c != RESULTS.optimal), RESULTS.max_iters)
+    sol = GatedSolution(
+        W=W, patterns=D, value=opt.value, dual=r, gap=opt.gap, status=jnp.asarray(status, jnp.int32),
+        iterations=jnp.asarray(sum(int(t.iterations) for t in sols), jnp.int32), beta=jnp.asarray(beta, X.dtype),
+        program="gated-squared", intercept=b,
+    )
+    return _raise_on_status(sol) if throw else sol
 
 
 # ----------------------------------------------------------------------------------------------

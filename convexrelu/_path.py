@@ -32,7 +32,7 @@ from ._gated import GatedNetwork, GatedSolution, gated_beta_max, gated_fit, gate
 from ._programs import negative_loss_gradient, optimality
 from ._solution import RESULTS, ConvexSolution, status_name
 from ._solver import solve_regularized
-from ._validation import check_patterns, check_targets, check_X, check_y
+from ._validation import check_outputs, check_patterns, check_targets, check_X, check_y
 
 MODELS = ("relu", "gated")
 
@@ -74,16 +74,22 @@ def beta_max(
     *,
     loss: Literal["squared", "logistic"] = "squared",
     model: Literal["relu", "gated"] = "relu",
+    intercept: bool = False,
 ) -> Float[Array, ""]:
     """The smallest β whose regularized solution is zero, exactly (not estimated).
 
     With ``g = -∇_f ℓ(0, y)``: ``max_j max(‖Π_{K_j}(Xᵀ D_j g)‖, ‖Π_{K_j}(-Xᵀ D_j g)‖)`` for the ReLU
     program (``model="relu"``; exact cone projections by NNLS) and ``max_j ‖Xᵀ D_j g‖`` for the gated
     program (``model="gated"``). For every ``β ≥ β_max`` the solution is zero; below it, it is not.
+    With an unregularized intercept (``intercept=True``, squared loss) ``g`` is taken at the
+    intercept's own optimum for ``W = 0``, ``b = mean(y)``: ``g = y - mean(y)``. With ``c`` outputs
+    (targets ``(n, c)``; ``loss="softmax"``: one-hot, gated model, ``g = Y - 1/c``) every output's
+    blocks are bounded alike: ``β_max`` is the largest over the outputs.
 
     Args:
         X: data ``(n, d)``. y: targets ``(n,)`` (labels ±1 for the logistic loss).
         D: patterns ``(p, n)``. loss: ``"squared"`` or ``"logistic"``. model: ``"relu"`` or ``"gated"``.
+        intercept: the program has an unregularized intercept (squared loss).
 
     Raises:
         ValueError / TypeError: bad shapes, dtypes, labels, NaN, loss or model.
@@ -92,11 +98,34 @@ def beta_max(
         >>> b = cr.beta_max(X, y, D, loss="squared")
         >>> cr.solve_regularized(X, y, D, beta=b)   # U = V = 0
     """
+    if loss == "softmax" or jnp.ndim(y) == 2:  # c outputs: each its own blocks, the largest of their bounds
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+        X = check_X(X)
+        Y = check_outputs(y, X.shape[0], loss, dtype=X.dtype)
+        D = check_patterns(D, X.shape[0])
+        if loss == "softmax":
+            if intercept:
+                raise ValueError("intercept=True is available for the squared loss")
+            if model != "gated":
+                raise ValueError("loss='softmax' is a program of the gated model (model='gated')")
+            return gated_beta_max(X, Y, D, loss="softmax")
+        return jnp.max(jnp.stack([beta_max(X, Y[k], D, loss=loss, model=model, intercept=intercept) for k in range(Y.shape[0])]))
     X, y, D = _check_problem(X, y, D, loss, model)
+    y = _centred_for_intercept(y, loss, intercept)
     if model == "gated":
         return gated_beta_max(X, y, D, loss=loss)
     norms, _ = relu_zero_certificate(X, D, negative_loss_gradient(jnp.zeros_like(y), y, loss))
     return jnp.max(norms)
+
+
+def _centred_for_intercept(y, loss: str, intercept: bool):
+    """``y - mean(y)``, the target the zero network sees at its optimal intercept; ``y`` without one."""
+    if not intercept:
+        return y
+    if loss != "squared":
+        raise ValueError("intercept=True is available for the squared loss")
+    return y - jnp.mean(y)
 
 
 def _relu_zero_solution(X, y, D, beta, loss, nu) -> ConvexSolution:
@@ -135,12 +164,13 @@ def predict(sol, X: Float[Array, "n d"], *, gates: Float[Array, "p d"] | None = 
     ReLU program (:class:`convexrelu.ConvexSolution`): ψ's network, ``Σ_j (X u_j)_+ - (X v_j)_+``
     (equal to the convex fit on the training data, where ``u_j, v_j ∈ K_j``). Gated program
     (:class:`GatedSolution`): the gated network of ``gates`` (``(p, d)``, the gates of its patterns).
+    Plus the solution's ``intercept`` (0 without one).
     """
     if isinstance(sol, GatedSolution):
         if gates is None:
             raise ValueError("a gated solution predicts on new data through its gates: pass gates=(p, d)")
-        return gated_forward(GatedNetwork(gates=jnp.asarray(gates, X.dtype), W=sol.W), X)
-    return jnp.sum(jax.nn.relu(X @ sol.U.T), axis=1) - jnp.sum(jax.nn.relu(X @ sol.V.T), axis=1)
+        return gated_forward(GatedNetwork(gates=jnp.asarray(gates, X.dtype), W=sol.W), X) + sol.intercept
+    return jnp.sum(jax.nn.relu(X @ sol.U.T), axis=1) - jnp.sum(jax.nn.relu(X @ sol.V.T), axis=1) + sol.intercept
 
 
 def score(f, y, metric: str) -> float:
@@ -272,6 +302,7 @@ def regularization_path(
     warm_start: bool = True,
     solver_options: dict | None = None,
     callback: Callable[[int, float, object], None] | None = None,
+    intercept: bool = False,
 ) -> RegularizationPath:
     """Solve the regularized ReLU (or gated) program along a decreasing grid of β, warm-started.
 
@@ -290,6 +321,8 @@ def regularization_path(
             logistic loss), R² otherwise.
         solver_options: keyword arguments of the solver (``tol``, ``max_iters``, ``method``, ...).
         callback: ``callback(k, beta, solution)`` after each solve (progress display).
+        intercept: an unregularized intercept in every program (squared loss; ``β_max`` of the
+            centred targets, and every β solved, the zero network's intercept found by the solver).
 
     Returns:
         A :class:`RegularizationPath`.
@@ -305,9 +338,11 @@ def regularization_path(
     options = dict(solver_options or {})
     X_val, y_val = _validation_data(X_val, y_val, model, gates, X.shape[1], loss, X.dtype)
     metric = _path_metric(metric, y, loss)
-    g = negative_loss_gradient(jnp.zeros_like(y), y, loss)
+    g = negative_loss_gradient(jnp.zeros_like(y), _centred_for_intercept(y, loss, intercept), loss)
+    if intercept:
+        options["intercept"] = True
     if model == "gated":
-        bmax, nu = float(gated_beta_max(X, y, D, loss=loss)), None
+        bmax, nu = float(gated_beta_max(X, _centred_for_intercept(y, loss, intercept), D, loss=loss)), None
     else:
         norms, nu = relu_zero_certificate(X, D, g)
         bmax = float(jnp.max(norms))
@@ -317,7 +352,7 @@ def regularization_path(
     sols, times, prev = [], [], None
     for k, b in enumerate(grid):
         zero = None
-        if b >= bmax:
+        if b >= bmax and not intercept:
             zero = _gated_zero_solution(X, y, D, b, loss) if model == "gated" else _relu_zero_solution(X, y, D, b, loss, nu)
         t0 = time.perf_counter()
         sol = jax.block_until_ready(_solve_at(model, X, y, D, float(b), loss, prev if warm_start else None, options, zero))

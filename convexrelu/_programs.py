@@ -219,22 +219,29 @@ def regularized_primal_objective(
     return convex_loss(convex_fit(X, D, U, V), y, loss) + beta * group_norm(U, V)
 
 
-def convex_loss(f: Float[Array, " n"], y: Float[Array, " n"], loss: str) -> Float[Array, ""]:
-    """``½ Σ (f - y)²`` (squared) or ``Σ softplus(-y f)`` (logistic; softplus is overflow-safe)."""
+def convex_loss(f: Float[Array, "*c n"], y: Float[Array, "*c n"], loss: str) -> Float[Array, ""]:
+    """``½ Σ (f - y)²`` (squared), ``Σ softplus(-y f)`` (logistic; softplus is overflow-safe), or
+    the softmax cross-entropy ``Σ_i logsumexp(f_{·i}) - ⟨y_{·i}, f_{·i}⟩`` of fits ``(c, n)`` against
+    one-hot targets ``(c, n)`` (``"softmax"``; the outputs on the leading axis)."""
     if loss == "squared":
         return 0.5 * jnp.sum((f - y) ** 2)
     if loss == "logistic":
         return jnp.sum(jax.nn.softplus(-y * f))
-    raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
+    if loss == "softmax":
+        return jnp.sum(jax.nn.logsumexp(f, axis=0) - jnp.sum(y * f, axis=0))
+    raise ValueError(f"loss must be 'squared', 'logistic' or 'softmax', got {loss!r}")
 
 
-def negative_loss_gradient(f: Float[Array, " n"], y: Float[Array, " n"], loss: str) -> Float[Array, " n"]:
-    """``r = -∇_f ℓ``: ``y - f`` (squared) or ``y ⊙ σ(-y f)`` (logistic)."""
+def negative_loss_gradient(f: Float[Array, "*c n"], y: Float[Array, "*c n"], loss: str) -> Float[Array, "*c n"]:
+    """``r = -∇_f ℓ``: ``y - f`` (squared), ``y ⊙ σ(-y f)`` (logistic), ``y - softmax(f)`` (softmax,
+    over the leading output axis)."""
     if loss == "squared":
         return y - f
     if loss == "logistic":
         return y * jax.nn.sigmoid(-y * f)
-    raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
+    if loss == "softmax":
+        return y - jax.nn.softmax(f, axis=0)
+    raise ValueError(f"loss must be 'squared', 'logistic' or 'softmax', got {loss!r}")
 
 
 def _entropy(q: Array) -> Array:

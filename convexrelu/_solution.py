@@ -66,6 +66,8 @@ class ConvexSolution(eqx.Module):
         iterations: iterations used.
         beta: the regularization strength (0 for the max-margin program).
         program: ``"max-margin"``, ``"regularized-squared"`` or ``"regularized-logistic"``.
+        intercept: the unregularized intercept ``b`` of the fit ``Σ_j D_j X(u_j - v_j) + b``
+            (``solve_regularized(..., intercept=True)``); 0 for the programs without one.
     """
 
     U: Float[Array, "p d"]
@@ -80,6 +82,7 @@ class ConvexSolution(eqx.Module):
     iterations: Int[Array, ""]
     beta: Float[Array, ""]
     program: str = eqx.field(static=True, default="max-margin")
+    intercept: Float[Array, ""] | float = 0.0
 
     @property
     def ok(self) -> bool:

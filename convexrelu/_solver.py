@@ -28,6 +28,7 @@ from . import _admm, _ipm, _matrix_free
 from . import _programs as prog
 from ._admm import admm_solve
 from ._implicit import differentiable_solve
+from ._intercept import profile_intercept
 from ._ipm import ipm_solve, uses_host_gram
 from ._jit import solver_jit
 from ._matrix_free import chunk_size, matrix_free_solve
@@ -35,7 +36,7 @@ from ._memory import check_memory, fits_in_memory
 from ._scaling import ScaledProblem, SolverResult, scale_problem
 from ._solution import RESULTS, ConvexSolution, status_name
 from ._threads import one_blas_thread
-from ._validation import check_patterns, check_scalar, check_targets, check_X, check_Xy, check_y, is_concrete
+from ._validation import check_outputs, check_patterns, check_scalar, check_targets, check_X, check_Xy, check_y, is_concrete
 
 METHODS = ("auto", "ipm", "admm", "matrix-free")
 
@@ -348,6 +349,60 @@ def solve_max_margin(
     )
 
 
+def _with_intercept(X, y, D, beta, loss, *, tol, max_iters, throw, init, check_every, method, progress):
+    """:func:`solve_regularized` with an unregularized intercept (:func:`profile_intercept`)."""
+    if loss != "squared":
+        raise ValueError(
+            "intercept=True is available for the squared loss (the intercept is profiled out through the "
+            "target); for the logistic loss append a constant feature to X instead"
+        )
+    if not all(is_concrete(a) for a in (X, y, jnp.asarray(beta))):
+        raise ValueError("intercept=True solves on the host, one solve per trial intercept: call it outside jit, vmap and grad")
+    tol = _check_options(tol, max_iters, check_every, X.dtype)[0]
+
+    def solve(target, inner_tol, prev):
+        warm = prev if prev is not None and method == "admm" else (init if prev is None else None)
+        return solve_regularized(
+            X, target, D, beta=beta, loss="squared", tol=inner_tol, max_iters=max_iters, throw=False, init=warm,
+            check_every=check_every, method=method, progress=progress,
+        )
+
+    def certify(target, sol, r):
+        return prog.optimality(X, target, D, sol.U, sol.V, r, sol.cone_dual, program="regularized-squared", beta=beta)
+
+    return profile_intercept(solve, certify, y, tol=tol, throw=throw, raise_on_status=_raise_on_status)
+
+
+def _outputs(X, Y, D, *, init, throw, **options) -> ConvexSolution:
+    """``c`` squared-loss outputs (``Y (c, n)``), each with its own neurons: the loss and the group
+    norm are sums over the outputs, so the program separates into one program per output, solved
+    in turn and stacked on a leading output axis (``U, V (c, p, d)``, ``dual (c, n)``, ...). The
+    value is the sum; the gap is that of the sums (from each output's primal and dual bound)."""
+    if init is not None and np.shape(init.U)[:1] != Y.shape[:1]:
+        raise ValueError(f"init has U of shape {np.shape(init.U)}; {Y.shape[0]} outputs need ({Y.shape[0]}, p, d)")
+    sols = [
+        solve_regularized(
+            X, Y[k], D, loss="squared", throw=False, init=None if init is None else jax.tree.map(lambda a: a[k], init),
+            **options,
+        )
+        for k in range(Y.shape[0])
+    ]
+    stacked = jax.tree.map(lambda *a: jnp.stack([jnp.asarray(x) for x in a]), *sols)
+    duals = [prog.optimality(X, Y[k] - s.intercept, D, s.U, s.V, s.dual, s.cone_dual, program="regularized-squared",
+                             beta=options["beta"]) for k, s in enumerate(sols)]
+    primal = sum(o.value for o in duals)
+    bound = sum(o.dual_value for o in duals)
+    codes = jnp.stack([s.status for s in sols])
+    worst = jnp.where(jnp.all(codes == RESULTS.optimal), RESULTS.optimal, jnp.max(jnp.where(codes == RESULTS.optimal, -1, codes)))
+    sol = eqx.tree_at(
+        lambda t: (t.value, t.gap, t.residual, t.status, t.iterations, t.beta),
+        stacked,
+        (primal, prog.duality_gap(primal, bound), jnp.max(stacked.residual), worst.astype(jnp.int32),
+         jnp.sum(stacked.iterations), sols[0].beta),
+    )
+    return _raise_on_status(sol) if throw else sol
+
+
 def solve_regularized(
     X: Float[Array, "n d"],
     y: Float[Array, " n"],
@@ -362,6 +417,7 @@ def solve_regularized(
     check_every: int = 10,
     method: Literal["auto", "ipm", "admm", "matrix-free"] = "auto",
     progress: Callable[[Array, Array], None] | None = None,
+    intercept: bool = False,
 ) -> ConvexSolution:
     """Solve the regularized convex program (Pilanci & Ergen 2020; Wang, Lacotte & Pilanci 2021).
 
@@ -369,6 +425,10 @@ def solve_regularized(
 
     ``ℓ = ½ Σ (f - y)²`` (``loss="squared"``, real targets) or ``Σ log(1 + e^{-y f})``
     (``loss="logistic"``, labels ±1). Same options and guarantees as :func:`solve_max_margin`.
+    Squared-loss targets of shape ``(n, c)`` are ``c`` outputs, each with its own blocks (scnn's
+    convention); the program separates, and the solution stacks the outputs on a leading axis
+    (``U, V (c, p, d)``, ``dual (c, n)``; ``value`` and ``gap`` of the whole program). The softmax
+    loss is a program of the gated model (:func:`convexrelu.solve_gated`).
     ``beta`` may be a traced scalar (``jax.vmap`` over a grid of β).
 
     Methods: ``"ipm"`` (interior point: Newton steps on the loss inside the primal-dual method, for
@@ -390,6 +450,13 @@ def solve_regularized(
     A problem whose estimated memory for the chosen method exceeds the machine's physical memory
     is refused before any work (``MemoryError`` with the estimate).
 
+    ``intercept=True`` (squared loss) adds an unregularized intercept, ``f = Σ_j D_j X(u_j - v_j) + b``:
+    ``b`` is profiled out, each trial ``b`` a solve at the target ``y - b`` by the chosen method,
+    until the residual sums to zero; the certificate is the dual bound of the centred residual
+    (the intercept's dual constraint ``1ᵀr = 0``), so the gap is that of the intercept program
+    (:mod:`convexrelu._intercept`). ``b`` is ``sol.intercept``. It runs on the host: not under
+    ``jit``, ``vmap`` or ``grad``.
+
     Returns:
         A :class:`ConvexSolution` (``program = "regularized-<loss>"``) whose ``dual`` is
         ``r = -∇_f ℓ`` at the solution and ``cone_dual`` the cone multipliers ``ν``; the dual
@@ -404,9 +471,19 @@ def solve_regularized(
         >>> sol = cr.solve_regularized(X, y, D, beta=1e-2, loss="squared")
         >>> big = cr.solve_regularized(X_big, y_big, D_big, beta=10.0, method="matrix-free", tol=1e-4)
     """
+    if loss == "softmax":
+        raise ValueError(
+            "loss='softmax' (c classes) is available for the gated program (cr.solve_gated); the ReLU program "
+            "takes c outputs with the squared loss on one-hot targets"
+        )
     if loss not in ("squared", "logistic"):
         raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
     X = check_X(X)
+    if loss == "squared" and jnp.ndim(y) == 2:
+        return _outputs(
+            X, check_outputs(y, X.shape[0], loss, dtype=X.dtype), D, beta=beta, tol=tol, max_iters=max_iters,
+            throw=throw, init=init, check_every=check_every, method=method, progress=progress, intercept=intercept,
+        )
     if loss == "squared":
         y = check_targets(y, X.shape[0], dtype=X.dtype)
     else:
@@ -417,6 +494,11 @@ def solve_regularized(
         raise ValueError(f"beta must be a scalar (vmap over a batch of β), got shape {b.shape}")
     if is_concrete(b) and not (np.isfinite(float(b)) and float(b) > 0):
         raise ValueError(f"beta must be a finite positive number, got {float(b)!r}")
+    if intercept:
+        return _with_intercept(
+            X, y, D, beta, loss, tol=tol, max_iters=max_iters, throw=throw, init=init, check_every=check_every,
+            method=method, progress=progress,
+        )
     return differentiable_solve(  # implicit gradients in X, y, β (_implicit), around the solve
         _run, X, y, D, beta, f"regularized-{loss}", tol=tol, max_iters=max_iters, throw=throw, init=init,
         check_every=check_every, infeasible_tol=None, method=method, progress=progress,

@@ -153,6 +153,26 @@ def check_targets(y, n: int, *, name: str = "y", dtype=None):
     return y if dtype is None else y.astype(dtype)
 
 
+def check_outputs(Y, n: int, loss: str, *, name: str = "y", dtype=None):
+    """Targets of ``c`` outputs, ``(n, c)``, returned as ``(c, n)`` (the outputs on the leading
+    axis): real and finite (squared loss), or one-hot rows with ``c ≥ 2`` (softmax)."""
+    Y = _float_array(Y, name)
+    if Y.ndim != 2 or Y.shape[0] != n or Y.shape[1] < 1:
+        raise ValueError(f"{name} must have shape ({n}, c), one column per output, to match X's {n} samples, got {Y.shape}")
+    Y = _finite(Y, name)
+    if loss == "softmax":
+        if Y.shape[1] < 2:
+            raise ValueError(f"the softmax loss needs c ≥ 2 classes (one-hot columns), got {Y.shape[1]}")
+        if is_concrete(Y):
+            A = np.asarray(Y)
+            if not (np.all((A == 0) | (A == 1)) and np.all(A.sum(axis=1) == 1)):
+                raise ValueError(f"{name} must be one-hot for the softmax loss: 0/1 entries, a single 1 per row")
+    elif loss != "squared":
+        raise ValueError(f"targets of shape (n, c) need the squared or softmax loss, got loss={loss!r}")
+    Y = Y.T
+    return Y if dtype is None else Y.astype(dtype)
+
+
 def check_patterns(D, n: int, *, name: str = "patterns"):
     """Activation patterns: a boolean (or 0/1 valued real) ``(p, n)`` array."""
     D = jnp.asarray(D)

@@ -511,13 +511,14 @@ def _fit_path(args, Xtr, ytr, Xte, yte, D, G):
             line.update(k + 1, float(np.asarray(sol.gap)))
 
     smallest = args.beta
-    bmax = float(cr.beta_max(Xtr, ytr, D, loss=args.loss, model=args.model))
+    bmax = float(cr.beta_max(Xtr, ytr, D, loss=args.loss, model=args.model, intercept=args.intercept))
     if smallest is not None and smallest >= bmax:
         raise BadInput(f"error: --beta {smallest:g} is at or above β_max = {bmax:.6g}: the whole path is zero")
     betas = np.geomspace(bmax, smallest if smallest is not None else 1e-3 * bmax, args.num)
     val = {} if Xte.shape[0] == 0 else dict(X_val=Xte, y_val=yte, gates=G)
     path = cr.regularization_path(
-        Xtr, ytr, D, betas=betas, loss=args.loss, model=args.model, solver_options={"tol": args.tol}, callback=show, **val
+        Xtr, ytr, D, betas=betas, loss=args.loss, model=args.model, solver_options={"tol": args.tol}, callback=show,
+        intercept=args.intercept, **val,
     )
     rec = path.to_json()
     rec["test_score"] = rec.pop("val_score")
@@ -532,11 +533,12 @@ def _fit_one(args, Xtr, ytr, Xte, yte, D, G):
     from ._path import predict, score
 
     if args.model == "gated":
-        sol = cr.solve_gated(Xtr, ytr, D, beta=args.beta, loss=args.loss, tol=args.tol, throw=False)
-        f_train = cr.gated_fit(Xtr, D, sol.W)
+        sol = cr.solve_gated(Xtr, ytr, D, beta=args.beta, loss=args.loss, tol=args.tol, throw=False, intercept=args.intercept)
+        f_train = cr.gated_fit(Xtr, D, sol.W) + sol.intercept
     else:
         sol = cr.solve_regularized(
-            Xtr, ytr, D, beta=args.beta, loss=args.loss, tol=args.tol, throw=False, progress=_show_progress
+            Xtr, ytr, D, beta=args.beta, loss=args.loss, tol=args.tol, throw=False, progress=_show_progress,
+            intercept=args.intercept,
         )
         f_train = predict(sol, Xtr)
     jax.block_until_ready(sol)
@@ -545,7 +547,7 @@ def _fit_one(args, Xtr, ytr, Xte, yte, D, G):
     rec = {
         "beta": args.beta, "objective": _float(sol.value), "gap": _float(sol.gap), "status": cr.status_name(sol.status),
         "iterations": int(np.asarray(sol.iterations)), "active": cr.active_neurons(sol), "metric": metric,
-        "train_score": score(f_train, ytr, metric), "test_score": test,
+        "train_score": score(f_train, ytr, metric), "test_score": test, "intercept_b": _float(np.asarray(sol.intercept)),
     }
     return rec, rec["status"] == "optimal"
 
@@ -577,6 +579,8 @@ def _print_fit(r: dict) -> None:
     if "betas" not in r:
         test = "n/a" if r["test_score"] is None else f"{r['test_score']:.4f}"
         print(f"objective : {r['objective']:.10g}   (β = {r['beta']:g})")
+        if r.get("intercept"):
+            print(f"intercept : {r['intercept_b']:.10g}   (unregularized)")
         print(f"status    : {r['status']}, gap {r['gap']:.2e}, {r['iterations']} iterations")
         print(f"active    : {r['active']} neurons")
         print(f"{r['metric']:<10}: train {r['train_score']:.4f}, test {test}")
@@ -607,13 +611,15 @@ def fit(args) -> int:
     Xtr, ytr, Xte, yte = _split(X, y, args.test_size, args.seed)
     if args.loss == "logistic" and not np.all(np.isin(ytr, (-1.0, 1.0))):
         raise BadInput("error: --loss logistic needs labels ±1; use --loss squared for real targets")
+    if args.intercept and args.loss != "squared":
+        raise BadInput("error: --intercept needs --loss squared (the intercept is profiled out through the target)")
     D, G = cr.sample_patterns(Xtr, num=args.patterns, key=k_pat, return_gates=True)
     live = not (args.quiet or args.json)
     t0 = time.perf_counter()
     with LiveLine("path" if args.path else "solving", enabled=live):
         rec, ok = _interruptible((_fit_path if args.path else _fit_one), args, Xtr, ytr, Xte, yte, D, G)
     rec.update(
-        data=args.data, model=args.model, loss=args.loss, n_train=int(Xtr.shape[0]), n_test=int(Xte.shape[0]),
+        data=args.data, model=args.model, loss=args.loss, intercept=args.intercept, n_train=int(Xtr.shape[0]), n_test=int(Xte.shape[0]),
         d=int(X.shape[1]), patterns=int(D.shape[0]), time_s=time.perf_counter() - t0,
     )
     if args.json:
@@ -643,13 +649,14 @@ def _add_fit(sub) -> None:
         description="Sample gates on the training split, solve the regularized convex ReLU program or the "
         "gated ReLU program at --beta (or the warm-started path from β_max down with --path), and report "
         "the objective, duality gap, active neurons, train and test accuracy (R² for real targets) and "
-        "time. Bias-free programs (DESIGN.md). Exit 1 if a solve is not optimal.",
+        "time. Bias-free programs (DESIGN.md), or with an unregularized intercept (--intercept). Exit 1 if a solve is not optimal.",
         epilog=EPILOG,
     )
     f.add_argument("--data", default="breast_cancer", help=_DATA_HELP)
     f.add_argument("--model", choices=("relu", "gated"), default="relu", help="the convex program (default: %(default)s)")
     f.add_argument("--beta", type=_positive(float), default=None, help="regularization strength β of the sum-form program ℓ + β Σ‖·‖ (required without --path; with --path the smallest β, default 1e-3 β_max)")
     f.add_argument("--loss", choices=("squared", "logistic"), default="squared", help="loss (default: %(default)s)")
+    f.add_argument("--intercept", action="store_true", help="an unregularized output intercept b in the program, f = Σ_j D_j X(u_j - v_j) + b (squared loss; default: off, bias-free)")
     f.add_argument("--path", action="store_true", help="solve the regularization path from β_max down, warm-started (default: off)")
     f.add_argument("--num", type=_positive(int), default=20, help="number of β on the path, geometric (default: %(default)s)")
     f.add_argument("--test-size", type=_fraction, default=0.2, help="fraction of the samples held out for testing, in [0, 1) (default: %(default)s)")

@@ -16,14 +16,17 @@ Conventions, stated plainly:
 * ``beta`` is per sample, as in scikit-learn and scnn: the estimator minimizes
   ``(1/n) ℓ(f, y) + beta Σ_j ‖·‖``, i.e. the library's program with ``β = n · beta``.
 * ``fit_intercept=True`` appends a constant feature 1 to ``X`` (so every neuron, and every gate,
-  gets a bias, regularized with its weights), and the regressor also centres ``y`` (its mean is
-  the output intercept, added back by ``predict``). An unregularized intercept inside the convex
-  program is not implemented yet (issue 19, item 3); ``network_`` acts on ``[X, 1]`` then.
-* Multi-class classification is one-vs-rest: one binary program per class (labels ±1), on the same
-  patterns; ``predict`` takes the largest decision value. (True multi-class programs with ``c``
-  outputs are issue 19, item 3.)
-* ``predict_proba`` is ``σ(f)`` for the logistic loss; for the squared loss it is the score
-  ``clip((1 + f) / 2, 0, 1)`` (not calibrated). One-vs-rest rows are normalized to sum to 1.
+  gets a bias, regularized with its weights), and the regressor also fits an unregularized output
+  intercept inside the convex program (``intercept=True`` of the solvers: exact, certified;
+  ``intercept_``, added back by ``predict``). ``network_`` acts on ``[X, 1]`` then.
+* Multi-class classification: with ``loss="softmax"`` (``model="gated"``) one program with an
+  output per class, softmax cross-entropy, every output its own neurons on the shared gates
+  (scnn's convention); with the logistic loss one-vs-rest, one binary program per class (labels
+  ±1) on the same patterns; with the squared loss one-vs-rest is exactly the program with one
+  output per class (it separates). ``predict`` takes the largest decision value.
+* ``predict_proba`` is the softmax of the outputs (softmax loss), ``σ(f)`` (logistic loss); for
+  the squared loss it is the score ``clip((1 + f) / 2, 0, 1)`` (not calibrated). One-vs-rest rows
+  are normalized to sum to 1.
 
 The defaults (``beta=1e-3``, 100 gates, intercept) fit standardized features well: put a
 ``StandardScaler`` before the estimator in a ``Pipeline``.
@@ -92,8 +95,9 @@ class _ConvexNetwork(BaseEstimator):
             X = jnp.concatenate([X, jnp.ones((X.shape[0], 1), X.dtype)], axis=1)
         return X
 
-    def _fit_targets(self, X, targets):
-        """Sample the gates and solve one program per target column (labels ±1 or real)."""
+    def _fit_targets(self, X, targets, intercept=False):
+        """Sample the gates and solve one program per target column (labels ±1 or real), with an
+        unregularized intercept when ``intercept`` (squared loss)."""
         Xa = self._design(X)
         seed = check_random_state(self.random_state).randint(0, 2**31 - 1)
         D, G = sample_patterns(Xa, num=int(self.patterns), key=jax.random.key(seed), return_gates=True)
@@ -103,9 +107,9 @@ class _ConvexNetwork(BaseEstimator):
         for t in targets:
             t = jnp.asarray(t, Xa.dtype)
             if self.model == "gated":
-                sol = solve_gated(Xa, t, D, beta=beta, loss=self.loss, throw=False, **opts)
+                sol = solve_gated(Xa, t, D, beta=beta, loss=self.loss, throw=False, intercept=intercept, **opts)
             else:
-                sol = solve_regularized(Xa, t, D, beta=beta, loss=self.loss, throw=False, **opts)
+                sol = solve_regularized(Xa, t, D, beta=beta, loss=self.loss, throw=False, intercept=intercept, **opts)
             if not sol.ok:
                 warnings.warn(
                     f"convex solver stopped with status {sol.status_name} (gap {float(sol.gap):.1e}); "
@@ -133,7 +137,8 @@ class _ConvexNetwork(BaseEstimator):
             else:
                 U, V = s.U.astype(Xa.dtype), s.V.astype(Xa.dtype)
                 f = jnp.sum(jax.nn.relu(Xa @ U.T), axis=1) - jnp.sum(jax.nn.relu(Xa @ V.T), axis=1)
-            cols.append(np.asarray(f, np.float64))
+            f = np.asarray(f, np.float64)
+            cols.extend(f if f.ndim == 2 else [f])  # a softmax program's (c, n) fits: one column per class
         return np.stack(cols, axis=1)
 
 
@@ -144,7 +149,9 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexNetwork):
         model: ``"relu"`` (default) or ``"gated"``.
         beta: per-sample regularization (program ``β = n · beta``); default 1e-3.
         patterns: number of sampled gates (distinct patterns ≤ this); default 100.
-        loss: ``"logistic"`` (default) or ``"squared"`` (on labels ±1).
+        loss: ``"logistic"`` (default), ``"squared"`` (on labels ±1; one-vs-rest for more than two
+            classes) or ``"softmax"`` (``model="gated"``: one program with an output per class, softmax
+            cross-entropy; each output its own neurons on the shared gates).
         fit_intercept: append a constant feature (neuron biases); default True.
         random_state: seed of the gates (int, ``RandomState`` or None).
         solver_options: keyword arguments of the solver (``tol``, ``max_iters``, ...).
@@ -154,7 +161,7 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexNetwork):
         n_features_in_: the number of features seen by ``fit``.
         gates_: the gates, ``(p, d)`` (``d + 1`` with the intercept feature).
         solutions_: one solution per binary problem: one for two classes, one per class
-            otherwise (one-vs-rest).
+            otherwise (one-vs-rest); one multi-output solution for ``loss="softmax"``.
         network_: ψ's :class:`convexrelu.Network` (a list of them one-vs-rest), or a
             :class:`convexrelu.GatedNetwork` for ``model="gated"``.
         n_iter_: the solver's iterations.
@@ -177,13 +184,17 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexNetwork):
 
     def fit(self, X, y):
         """Fit on ``X (n, d)`` and class labels ``y (n,)`` (two or more classes). Returns self."""
-        self._check_params(("logistic", "squared"))
+        self._check_params(("logistic", "squared", "softmax"))
+        if self.loss == "softmax" and self.model != "gated":
+            raise ValueError("loss='softmax' is a program of the gated model: use model='gated'")
         X, y = _validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise ValueError(f"the classifier needs at least 2 classes in y, got only {self.classes_.tolist()}")
-        if len(self.classes_) == 2:
+        if self.loss == "softmax":
+            targets = [(y[:, None] == self.classes_[None, :]).astype(np.float64)]  # one-hot (n, c)
+        elif len(self.classes_) == 2:
             targets = [np.where(y == self.classes_[1], 1.0, -1.0)]
         else:
             targets = [np.where(y == c, 1.0, -1.0) for c in self.classes_]
@@ -192,6 +203,8 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexNetwork):
     def decision_function(self, X) -> np.ndarray:
         """``f(x)``: shape ``(n,)`` for two classes (positive means ``classes_[1]``), else ``(n, c)``."""
         F = self._decision(X)
+        if self.loss == "softmax" and F.shape[1] == 2:
+            return F[:, 1] - F[:, 0]  # the binary convention: positive means classes_[1]
         return F[:, 0] if F.shape[1] == 1 else F
 
     def predict(self, X) -> np.ndarray:
@@ -203,6 +216,9 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexNetwork):
     def predict_proba(self, X) -> np.ndarray:
         """Class scores ``(n, c)`` summing to 1 (see the module docstring for their meaning)."""
         F = self._decision(X)
+        if self.loss == "softmax":
+            E = np.exp(F - F.max(axis=1, keepdims=True))
+            return E / E.sum(axis=1, keepdims=True)
         P = 1.0 / (1.0 + np.exp(-F)) if self.loss == "logistic" else np.clip((1.0 + F) / 2.0, 0.0, 1.0)
         if P.shape[1] == 1:
             return np.concatenate([1.0 - P, P], axis=1)
@@ -214,11 +230,11 @@ class ConvexReLURegressor(RegressorMixin, _ConvexNetwork):
     """A two-layer ReLU (or gated ReLU) regressor trained by its convex program (squared loss).
 
     Parameters: as :class:`ConvexReLUClassifier`, with ``loss="squared"`` (the only loss);
-    ``fit_intercept`` also centres ``y`` (``intercept_`` is its mean).
+    ``fit_intercept`` also fits the program's unregularized output intercept ``intercept_``.
 
     Attributes:
         n_features_in_: the number of features seen by ``fit``.
-        intercept_: the mean of the targets (they are centred before the solve).
+        intercept_: the program's unregularized intercept ``b`` (0 without ``fit_intercept``).
         gates_: the gates, ``(p, d)`` (``d + 1`` with the intercept feature).
         solutions_: the one solution.
         network_: ψ's :class:`convexrelu.Network`, or a :class:`convexrelu.GatedNetwork`.
@@ -238,8 +254,9 @@ class ConvexReLURegressor(RegressorMixin, _ConvexNetwork):
         """Fit on ``X (n, d)`` and real targets ``y (n,)``. Returns self."""
         self._check_params(("squared",))
         X, y = _validate_data(self, X, y, dtype=np.float64, y_numeric=True)
-        self.intercept_ = float(np.mean(y)) if self.fit_intercept else 0.0
-        return self._fit_targets(X, [y - self.intercept_])
+        self._fit_targets(X, [y], intercept=bool(self.fit_intercept))
+        self.intercept_ = float(self.solutions_[0].intercept)
+        return self
 
     def predict(self, X) -> np.ndarray:
         """``f(x) + intercept_``, shape ``(n,)``."""

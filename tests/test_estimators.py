@@ -68,7 +68,10 @@ def test_regressor_and_intercept():
     X = rng.standard_normal((150, 3))
     y = 5.0 + np.maximum(X[:, 0], 0.0) - 0.5 * X[:, 1]
     reg = ConvexReLURegressor(patterns=30, beta=1e-4, random_state=0).fit(X, y)
-    assert reg.intercept_ == pytest.approx(np.mean(y)) and reg.score(X, y) >= 0.95
+    # the unregularized intercept's optimality condition: the residuals sum to zero
+    assert np.mean(reg.predict(X)) == pytest.approx(np.mean(y), abs=1e-4) and reg.score(X, y) >= 0.95
+    shifted = ConvexReLURegressor(patterns=30, beta=1e-4, random_state=0).fit(X, y + 10.0)
+    np.testing.assert_allclose(shifted.predict(X), reg.predict(X) + 10.0, atol=1e-3)  # translation equivariance
     gated = ConvexReLURegressor(model="gated", patterns=30, beta=1e-4, random_state=0).fit(X, y)
     assert gated.score(X, y) >= 0.95
 
@@ -86,3 +89,17 @@ def test_bad_input():
     clf = ConvexReLUClassifier(model="gated", patterns=5, random_state=0).fit(X, np.arange(20) % 2)
     with pytest.raises(ValueError):
         clf.predict(X[:, :1])  # wrong number of features
+
+
+def test_softmax_classifier_is_one_multi_output_program():
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    clf = ConvexReLUClassifier(model="gated", loss="softmax", patterns=20, random_state=0).fit(X, y)
+    W = clf.solutions_[0].W
+    assert len(clf.solutions_) == 1 and W.shape[0] == 3 and W.shape[2] == 5  # (c, p, d + 1)
+    P = clf.predict_proba(X)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0)
+    assert np.array_equal(np.argmax(P, axis=1), np.argmax(clf.decision_function(X), axis=1))
+    assert clf.score(X, y) >= 0.9
+    with pytest.raises(ValueError, match="gated model"):
+        ConvexReLUClassifier(loss="softmax").fit(X, y)

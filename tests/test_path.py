@@ -100,5 +100,10 @@ def test_cli_fit_and_path(tmp_path, capsys):
     assert "β_max" in text and "active" in text
     rec = json.loads((out / "fit.json").read_text())
     assert len(rec["betas"]) == 4 and rec["active"][0] == 0 and (out / "path.png").stat().st_size > 0
+    # an unregularized intercept: the program's value can only drop (b = 0 is feasible)
+    assert cli.main(args + ["--model", "gated", "--beta", "1.0", "--json", "--intercept"]) == 0
+    with_b = json.loads(capsys.readouterr().out)
+    assert with_b["status"] == "optimal" and with_b["objective"] <= one["objective"] * (1 + 1e-6)
+    assert with_b["intercept"] is True and one["intercept_b"] == 0.0
     with pytest.raises(SystemExit):
         cli.main(["--no-cache", "fit", "--data", "breast_cancer"])  # no --beta and no --path

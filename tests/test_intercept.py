@@ -1,0 +1,107 @@
+"""The unregularized intercept of the squared-loss programs (convexrelu/_intercept.py).
+
+The intercept program ``min ½‖Σ_j D_j X(u_j - v_j) + b - y‖² + β Σ‖·‖`` (cones as before, and the
+gated program's ``Σ_j D_j X w_j + b``) against its own cvxpy formulation solved by Clarabel, and the
+identities of an unregularized intercept: the residuals sum to zero, shifting ``y`` shifts only
+``b``, and the optimum is at most the program's without intercept.
+"""
+
+import cvxpy as cp
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import convexrelu as cr
+
+
+@pytest.fixture(scope="module")
+def problem():
+    X = jax.random.normal(jax.random.key(3), (24, 3))
+    y = jnp.sin(X @ jnp.array([1.0, -2.0, 0.5])) + 3.0
+    D = cr.sample_patterns(X, num=8, key=jax.random.key(1))
+    return X, y, D, 0.1
+
+
+def _cvxpy(X, y, D, beta, model):
+    X, y, D = map(np.asarray, (X, y, D))
+    p, d = D.shape[0], X.shape[1]
+    b = cp.Variable()
+    if model == "gated":
+        W = cp.Variable((p, d))
+        f = sum(cp.multiply(D[j], X @ W[j]) for j in range(p)) + b
+        penalty, cons = sum(cp.norm(W[j]) for j in range(p)), []
+    else:
+        U, V = cp.Variable((p, d)), cp.Variable((p, d))
+        f = sum(cp.multiply(D[j], X @ (U[j] - V[j])) for j in range(p)) + b
+        penalty = sum(cp.norm(U[j]) + cp.norm(V[j]) for j in range(p))
+        cons = [cp.multiply(2 * D[j] - 1, X @ Z[j]) >= 0 for j in range(p) for Z in (U, V)]
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum_squares(f - y) + beta * penalty), cons)
+    prob.solve(solver="CLARABEL", tol_gap_abs=1e-11, tol_gap_rel=1e-11, tol_feas=1e-11)
+    return prob.value, float(b.value)
+
+
+@pytest.mark.parametrize("method", ["ipm", "admm"])
+def test_relu_intercept_program_equals_its_cvxpy_formulation(problem, method):
+    X, y, D, beta = problem
+    ref, b_ref = _cvxpy(X, y, D, beta, "relu")
+    sol = cr.solve_regularized(X, y, D, beta=beta, intercept=True, method=method)
+    assert sol.ok and float(sol.gap) <= 1e-6
+    assert abs(float(sol.value) - ref) <= 1e-5 * ref
+    assert abs(float(sol.intercept) - b_ref) <= 1e-4 * abs(b_ref)
+    assert abs(float(jnp.sum(sol.dual))) <= 1e-9 * float(jnp.linalg.norm(sol.dual))  # the dual's 1ᵀr = 0
+    # the fit plus b reproduces the reported objective
+    f = cr.convex_fit(X, D, sol.U, sol.V) + sol.intercept
+    pen = jnp.sum(jnp.linalg.norm(sol.U, axis=1) + jnp.linalg.norm(sol.V, axis=1))
+    assert float(0.5 * jnp.sum((f - y) ** 2) + beta * pen) == pytest.approx(float(sol.value), rel=1e-10)
+
+
+def test_gated_intercept_program_equals_its_cvxpy_formulation(problem):
+    X, y, D, beta = problem
+    ref, b_ref = _cvxpy(X, y, D, beta, "gated")
+    sol = cr.solve_gated(X, y, D, beta=beta, intercept=True)
+    assert sol.ok and abs(float(sol.value) - ref) <= 1e-5 * ref
+    assert abs(float(sol.intercept) - b_ref) <= 1e-4 * abs(b_ref)
+
+
+def test_intercept_identities(problem):
+    X, y, D, beta = problem
+    sol = cr.solve_regularized(X, y, D, beta=beta, intercept=True)
+    shifted = cr.solve_regularized(X, y + 7.0, D, beta=beta, intercept=True)
+    assert float(shifted.intercept) == pytest.approx(float(sol.intercept) + 7.0, abs=1e-5)
+    assert float(shifted.value) == pytest.approx(float(sol.value), rel=1e-5)
+    plain = cr.solve_regularized(X, y, D, beta=beta)
+    assert float(sol.value) <= float(plain.value) * (1 + 1e-6)  # b = 0 is feasible for the intercept program
+
+
+def test_intercept_bad_use(problem):
+    X, y, D, beta = problem
+    with pytest.raises(ValueError, match="squared loss"):
+        cr.solve_regularized(X, jnp.sign(y - 3.0 + 1e-3), D, beta=beta, loss="logistic", intercept=True)
+    with pytest.raises(ValueError, match="outside jit"):
+        jax.jit(lambda y: cr.solve_regularized(X, y, D, beta=beta, intercept=True).value)(y)
+
+
+@pytest.mark.parametrize("model", ["relu", "gated"])
+def test_beta_max_with_intercept_is_exact(problem, model):
+    X, y, D, _ = problem
+    bmax = float(cr.beta_max(X, y, D, model=model, intercept=True))
+    solve = cr.solve_gated if model == "gated" else cr.solve_regularized
+    blocks = (lambda s: [s.W]) if model == "gated" else (lambda s: [s.U, s.V])
+    at = solve(X, y, D, beta=bmax, intercept=True)
+    below = solve(X, y, D, beta=0.95 * bmax, intercept=True)
+    assert max(float(jnp.max(jnp.abs(B))) for B in blocks(at)) <= 1e-6  # zero network, b = mean(y)
+    assert float(at.intercept) == pytest.approx(float(jnp.mean(y)), rel=1e-8)
+    assert max(float(jnp.max(jnp.abs(B))) for B in blocks(below)) > 1e-4
+
+
+def test_path_with_intercept_predicts_with_it(problem):
+    X, y, D, _ = problem
+    path = cr.regularization_path(X, y, D, num=4, min_ratio=0.05, intercept=True)
+    assert all(s == "optimal" for s in path.status)
+    assert path.solutions[0].intercept == pytest.approx(float(jnp.mean(y)))
+    assert np.all(np.diff(path.group_norm) >= -1e-8)  # the group norm grows as β decreases
+    # R² of the predictions (the intercept added) against the objective's loss term
+    ss = float(jnp.sum((y - jnp.mean(y)) ** 2))
+    r2 = 1.0 - 2.0 * (path.objective - path.betas * path.group_norm) / ss
+    np.testing.assert_allclose(path.train_score, r2, atol=1e-6)
