@@ -129,9 +129,9 @@ def gated_adjoint(X: Float[Array, "n d"], D: Bool[Array, "p n"], a: Float[Array,
     return (D.astype(X.dtype) * a[..., None, :]) @ X
 
 
-def gated_objective(X, y, D, W, *, beta, loss: Literal["squared", "logistic"] = "squared") -> Float[Array, ""]:
-    """``ℓ(Σ_j D_j X w_j, y) + β Σ_j ‖w_j‖``."""
-    return convex_loss(gated_fit(X, D, W), y, loss) + beta * jnp.sum(jnp.linalg.norm(W, axis=-1))
+def gated_objective(X, y, D, W, *, beta, loss: Literal["squared", "logistic"] = "squared", offset=0.0) -> Float[Array, ""]:
+    """``ℓ(Σ_j D_j X w_j + offset, y) + β Σ_j ‖w_j‖`` (``offset``: an intercept ``b``, held fixed)."""
+    return convex_loss(gated_fit(X, D, W) + offset, y, loss) + beta * jnp.sum(jnp.linalg.norm(W, axis=-1))
 
 
 def conjugate_bound(r: Float[Array, " n"], y: Float[Array, " n"], c: Float[Array, ""], loss: str) -> Float[Array, ""]:
@@ -164,21 +164,26 @@ def _softmax_domain(r: Array, y: Array) -> Array:
     return y - q
 
 
-def gated_dual_objective(X, y, D, r, *, beta, loss: Literal["squared", "logistic"] = "squared") -> Float[Array, ""]:
+def gated_dual_objective(X, y, D, r, *, beta, loss: Literal["squared", "logistic"] = "squared", offset=0.0) -> Float[Array, ""]:
     """A lower bound on the gated optimum from any ``r``: ``c = max_j ‖Xᵀ(D_j ⊙ r)‖ / β``, then
-    :func:`conjugate_bound` (``r`` scaled by ``t ≤ 1/c`` is dual feasible)."""
+    :func:`conjugate_bound` (``r`` scaled by ``t ≤ 1/c`` is dual feasible). With a fixed ``offset``
+    ``o`` in the fit the conjugate gains ``-t rᵀo`` (``ℓ(· + o)* (s) = ℓ*(s) - sᵀo``)."""
     if loss == "logistic":
         r = y * jnp.clip(y * r, 0.0, 1.0)
     if loss == "softmax":
         r = _softmax_domain(r, y)
     c = jnp.max(jnp.linalg.norm(gated_adjoint(X, D, r), axis=-1)) / beta
-    return conjugate_bound(r, y, c, loss)
+    if loss == "squared":  # the offset is a shift of the target; t is optimized there
+        return conjugate_bound(r, y - offset, c, loss)
+    t = jnp.minimum(1.0, jnp.where(c > 0, 1.0 / jnp.where(c > 0, c, 1.0), jnp.inf))
+    return conjugate_bound(r, y, c, loss) - t * jnp.sum(offset * r)
 
 
-def gated_optimality(X, y, D, W, r, *, beta, loss: Literal["squared", "logistic"] = "squared") -> Optimality:
-    """Primal value, dual bound of ``r``, relative gap (the residual is 0: no constraints)."""
-    value = gated_objective(X, y, D, W, beta=beta, loss=loss)
-    dval = gated_dual_objective(X, y, D, r, beta=beta, loss=loss)
+def gated_optimality(X, y, D, W, r, *, beta, loss: Literal["squared", "logistic"] = "squared", offset=0.0) -> Optimality:
+    """Primal value, dual bound of ``r``, relative gap (the residual is 0: no constraints); with a
+    fixed ``offset`` (intercept) in the fit."""
+    value = gated_objective(X, y, D, W, beta=beta, loss=loss, offset=offset)
+    dval = gated_dual_objective(X, y, D, r, beta=beta, loss=loss, offset=offset)
     return Optimality(value, dval, duality_gap(value, dval), jnp.zeros((), X.dtype))
 
 
@@ -202,6 +207,7 @@ class GatedProblem(NamedTuple):
     beta: Array
     tol: Array
     max_iters: Array
+    offset: Array  # a fixed intercept in the fit (0: none), () or (c, 1)
 
 
 class FistaState(NamedTuple):
@@ -265,16 +271,16 @@ def _try_step(pr: GatedProblem, Z, fz, grad, step, loss: str, tries) -> LineSear
     ``ℓ(W) ≤ ℓ(Z) + ⟨∇, W - Z⟩ + ‖W - Z‖² / (2 step)``, as :func:`loss_divergence` ``≤ ‖W - Z‖² / (2 step)``."""
     W = _group_prox(Z - step * grad, step * pr.beta)
     fw = gated_fit(pr.X, pr.Df, W)
-    lw = convex_loss(fw, pr.y, loss)
+    lw = convex_loss(fw + pr.offset, pr.y, loss)
     dW = W - Z
     bound = jnp.sum(dW * dW) / (2.0 * step)
-    accepted = loss_divergence(fw, fz, pr.y, loss) <= bound * (1.0 + 10 * jnp.finfo(pr.X.dtype).eps)
+    accepted = loss_divergence(fw + pr.offset, fz + pr.offset, pr.y, loss) <= bound * (1.0 + 10 * jnp.finfo(pr.X.dtype).eps)
     return LineSearch(step=step, W=W, fit=fw, loss=lw, accepted=accepted & jnp.isfinite(lw), tries=tries)  # NaN: backtrack
 
 
 def _line_search(pr: GatedProblem, Z, fz, step, loss: str) -> LineSearch:
     """Backtrack ``step ← 0.7 step`` from the current step until the quadratic bound holds."""
-    grad = -gated_adjoint(pr.X, pr.Df, negative_loss_gradient(fz, pr.y, loss))
+    grad = -gated_adjoint(pr.X, pr.Df, negative_loss_gradient(fz + pr.offset, pr.y, loss))
     first = _try_step(pr, Z, fz, grad, step, loss, jnp.zeros((), jnp.int32))
 
     def again(ls: LineSearch) -> LineSearch:
@@ -285,8 +291,8 @@ def _line_search(pr: GatedProblem, Z, fz, step, loss: str) -> LineSearch:
 
 def _score(pr: GatedProblem, W: Array, status: Array, iterations: Array, loss: str):
     """The dual point of ``W`` and its :func:`gated_optimality`; the status it gives."""
-    r = negative_loss_gradient(gated_fit(pr.X, pr.Df, W), pr.y, loss)
-    opt = gated_optimality(pr.X, pr.y, pr.Df, W, r, beta=pr.beta, loss=loss)
+    r = negative_loss_gradient(gated_fit(pr.X, pr.Df, W) + pr.offset, pr.y, loss)
+    opt = gated_optimality(pr.X, pr.y, pr.Df, W, r, beta=pr.beta, loss=loss, offset=pr.offset)
     finite = jnp.isfinite(opt.value) & jnp.isfinite(opt.gap) & jnp.all(jnp.isfinite(W))
     new = jnp.where(
         ~finite,
@@ -339,10 +345,10 @@ def _initial_step(pr: GatedProblem, loss: str) -> Array:
 
 
 @functools.partial(solver_jit, static_argnames=("loss", "check_every"))
-def _solve_gated(X, y, D, beta, W0, tol, max_iters, *, loss: str, check_every: int) -> FistaState:
+def _solve_gated(X, y, D, beta, W0, tol, max_iters, offset, *, loss: str, check_every: int) -> FistaState:
     """One problem (``vmap`` batches it): score the start (``W = 0`` is optimal for ``β ≥ β_max``),
-    then iterate until the gap is within ``tol``."""
-    pr = GatedProblem(X=X, y=y, Df=D.astype(X.dtype), beta=beta, tol=tol, max_iters=max_iters)
+    then iterate until the gap is within ``tol``; ``offset`` a fixed intercept in the fit."""
+    pr = GatedProblem(X=X, y=y, Df=D.astype(X.dtype), beta=beta, tol=tol, max_iters=max_iters, offset=offset)
     zero_it = jnp.zeros((), jnp.int32)
     r, opt, status = _score(pr, W0, jnp.asarray(RUNNING, jnp.int32), zero_it, loss)
     f0 = gated_fit(X, pr.Df, W0)
@@ -477,20 +483,26 @@ def solve_gated(
     if intercept:
         return _gated_with_intercept(X, y, D, beta, loss, W0, tol=tol, max_iters=max_iters, throw=throw, check_every=check_every)
     dt = X.dtype
-    sg = jax.lax.stop_gradient  # the derivatives are implicit (_implicit), not through the iterations
-    b = sg(jnp.asarray(beta, dt))
-    s = _solve_gated(
-        sg(X), sg(y), D, b, sg(W0), jnp.asarray(tol, dt), jnp.asarray(max_iters, jnp.int32),
-        loss=loss, check_every=check_every,
-    )
-    sol = GatedSolution(
-        W=s.W, patterns=D, value=s.value, dual=s.dual, gap=s.gap, status=s.status, iterations=s.iterations,
-        beta=b, program=f"gated-{loss}",
-    )
+    sol = _run_gated(X, y, D, beta, W0, tol, max_iters, jnp.zeros((), dt), loss=loss, check_every=check_every)
     sol = _raise_on_status(sol) if throw else sol
     if multi:  # no implicit derivatives of c outputs yet: differentiating raises instead of a silent zero
         return eqx.tree_at(lambda t: t.value, sol, _not_differentiable(sol.value, X, y, jnp.asarray(beta, dt)))
     return attach_gradients(sol, X, y, beta)
+
+
+def _run_gated(X, y, D, beta, W0, tol, max_iters, offset, *, loss, check_every) -> GatedSolution:
+    """R-FISTA on the data held constant (``offset``: a fixed intercept in the fit)."""
+    dt = X.dtype
+    sg = jax.lax.stop_gradient  # the derivatives are implicit (_implicit), not through the iterations
+    b = sg(jnp.asarray(beta, dt))
+    s = _solve_gated(
+        sg(X), sg(y), D, b, sg(W0), jnp.asarray(tol, dt), jnp.asarray(max_iters, jnp.int32), jnp.asarray(offset, dt),
+        loss=loss, check_every=check_every,
+    )
+    return GatedSolution(
+        W=s.W, patterns=D, value=s.value, dual=s.dual, gap=s.gap, status=s.status, iterations=s.iterations,
+        beta=b, program=f"gated-{loss}",
+    )
 
 
 @jax.custom_jvp
@@ -508,28 +520,43 @@ def _not_differentiable_jvp(primals, tangents):
     )
 
 
+def _logistic_start(y) -> float:
+    """The logistic loss' intercept at ``W = 0``: the log-odds ``log(n₊ / n₋)`` (0 for one class)."""
+    pos, neg = float(jnp.sum(y > 0)), float(jnp.sum(y < 0))
+    return float(np.log(pos / neg)) if pos > 0 and neg > 0 else 0.0
+
+
 def _gated_with_intercept(X, y, D, beta, loss, W0, *, tol, max_iters, throw, check_every):
-    """:func:`solve_gated` with an unregularized intercept (:mod:`convexrelu._intercept`); ``c``
-    squared-loss outputs separate, one intercept each, then one joint certificate."""
-    if loss != "squared":
+    """:func:`solve_gated` with an unregularized intercept (:mod:`convexrelu._intercept`): each
+    trial ``b`` one R-FISTA solve with ``b`` a fixed offset of the fit. ``c`` squared-loss outputs
+    separate, one intercept each, then one joint certificate."""
+    if loss == "softmax":
         raise ValueError(
-            "intercept=True is available for the squared loss (the intercept is profiled out through the "
-            "target); for the logistic and softmax losses append a constant feature to X instead"
+            "intercept=True is available for the squared and logistic losses; for the softmax loss append a "
+            "constant feature to X instead"
         )
     if not all(is_concrete(a) for a in (X, y, jnp.asarray(beta))):
         raise ValueError("intercept=True solves on the host, one solve per trial intercept: call it outside jit, vmap and grad")
+    curvature = 1.0 if loss == "squared" else 0.25
 
     def one(target, start):
-        def solve(t, inner_tol, prev):
-            return solve_gated(
-                X, t, D, beta=beta, loss="squared", tol=inner_tol, max_iters=max_iters, throw=False,
-                init=start if prev is None else prev, check_every=check_every,
+        def solve(b, inner_tol, prev):
+            return _run_gated(
+                X, target, D, beta, start if prev is None else prev.W, inner_tol, max_iters, b, loss=loss,
+                check_every=check_every,
             )
 
-        def certify(t, sol, r):
-            return gated_optimality(X, t, D, sol.W, r, beta=beta, loss="squared")
+        def certify(b, sol, r):
+            opt = gated_optimality(X, target, D, sol.W, r, beta=beta, loss=loss, offset=b)
+            if loss == "logistic":  # the bound is valid for the intercept program only on the conjugate's domain
+                inside = jnp.all((target * r >= 0) & (target * r <= 1))
+                opt = opt._replace(gap=jnp.where(inside, opt.gap, jnp.inf))
+            return opt
 
-        return profile_intercept(solve, certify, target, tol=tol, throw=False, raise_on_status=_raise_on_status)
+        return profile_intercept(
+            solve, certify, target, tol=tol, throw=False, raise_on_status=_raise_on_status, curvature=curvature,
+            start=_logistic_start(target) if loss == "logistic" else None,
+        )
 
     if y.ndim == 1:
         sol = one(y, W0)

@@ -1,22 +1,25 @@
-"""An unregularized intercept for the squared-loss programs (ReLU and gated), by profiling it out.
+"""An unregularized intercept, profiled out: the squared-loss programs (ReLU, every method, and
+gated) and the gated logistic program.
 
 The program with an intercept ``b`` (DESIGN.md) is
 
-    min_{W, b}  ½ ‖Σ_j D_j X w_j + b 1 - y‖² + β R(W)         (R: the group norm, cones as before)
+    min_{W, b}  ℓ(Σ_j D_j X w_j + b 1, y) + β R(W)         (R: the group norm, cones as before)
 
-How ``b`` enters. For a fixed ``b`` this is the program without intercept at the target
-``y - b``; its optimal value ``V(b)`` is convex in ``b`` (a partial minimization of a jointly
-convex function) with ``V'(b) = -1ᵀ r(b)``, ``r(b) = y - b - f*(b)`` the residual (the dual
-variable). So ``b*`` is the root of the nonincreasing function ``h(b) = 1ᵀ r(b)``, whose slope lies
-in ``[-n, 0]`` (``f*`` moves by at most as much as the target). :func:`profile_intercept` finds it
-by safeguarded secant steps: from ``b₀ = mean(y)``, a step ``h/n`` never passes the root, a secant
-step may, and once the root is bracketed the Illinois rule keeps the bracket. Every solve is the
-existing solver at the shifted target, so every method (interior point, ADMM, matrix-free,
-R-FISTA) gets the intercept through one mechanism.
+How ``b`` enters. For a fixed ``b`` this is the program without intercept with ``b`` a fixed
+offset of the fit (for the squared loss: the target ``y - b``). Its optimal value ``V(b)`` is convex
+in ``b`` (a partial minimization of a jointly convex function) with ``V'(b) = -1ᵀ r(b)``,
+``r = -∇_f ℓ`` the dual variable. So ``b*`` is the root of the nonincreasing function
+``h(b) = 1ᵀ r(b)``, whose slope lies in ``[-n L, 0]`` with ``L`` the loss' curvature bound (1
+squared, ¼ logistic: ``V`` curves at most as ``b ↦ ℓ(f + b)`` does). :func:`profile_intercept`
+finds it by safeguarded secant steps: a step ``h/(nL)`` never passes the root, a secant step may,
+and once the root is bracketed false position (bisection after two trials on one side) keeps the
+bracket. Every solve is an existing solver with the offset, so every method (interior point,
+ADMM, matrix-free, R-FISTA) gets the intercept through one mechanism.
 
 The certificate. The dual of the intercept program is the dual without intercept plus the
-constraint ``1ᵀ r = 0``. The centred residual ``r̃ = r - mean(r)`` satisfies it, and the existing
-dual bound of ``r̃`` at the target ``y - b`` is ``t r̃ᵀ y - ½ t² ‖r̃‖²`` (``1ᵀ r̃ = 0``), a lower
+constraint ``1ᵀ r = 0`` (``ℓ(· + o)*(s) = ℓ*(s) - sᵀo`` and ``o = b 1``). The centred ``r̃ = r -
+mean(r)`` satisfies it, and the existing dual bound of ``r̃`` (for the logistic loss only where
+``r̃`` lies in the conjugate's domain ``0 ≤ y ⊙ r̃ ≤ 1``, which holds near the optimum) is a lower
 bound on the intercept program. A solution is optimal when the relative gap between the primal
 at ``(W, b)`` and that bound, and the violation, are within ``tol``: the same certificate as
 every solve.
@@ -38,10 +41,10 @@ INNER_FRACTION = 0.25
 """Each solve's tolerance, as a fraction of the requested one (the centring costs a little gap)."""
 
 
-def _next_intercept(points: list[tuple[float, float]], n: int) -> float:
-    """The next trial ``b`` from the ``(b, h(b))`` evaluated so far (``h`` nonincreasing)."""
+def _next_intercept(points: list[tuple[float, float]], slope: float) -> float:
+    """The next trial ``b`` from the ``(b, h(b))`` evaluated so far (``h`` nonincreasing, ``|h'| ≤ slope``)."""
     b, h = points[-1]
-    safe = b + h / n  # |h'| ≤ n: never past the root
+    safe = b + h / slope  # never past the root
     lo = [p for p in points if p[1] > 0]  # the root lies above these b
     hi = [p for p in points if p[1] < 0]  # ... and below these
     if lo and hi:  # bracketed: false position, or bisection after two trials on one side
@@ -59,36 +62,40 @@ def _next_intercept(points: list[tuple[float, float]], n: int) -> float:
 
 
 def profile_intercept(
-    solve: Callable, certify: Callable, y, *, tol: float, throw: bool, raise_on_status: Callable
+    solve: Callable, certify: Callable, y, *, tol: float, throw: bool, raise_on_status: Callable,
+    curvature: float = 1.0, start: float | None = None,
 ):
-    """Solve a squared-loss program with an unregularized intercept (see the module docstring).
+    """Solve a program with an unregularized intercept (see the module docstring).
 
     Args:
-        solve: ``solve(target, tol, init) -> solution`` (``throw=False``) at the target ``y - b``,
-            whose ``dual`` is the residual ``target - f``; ``init`` is the previous solution.
-        certify: ``certify(target, solution, r_centred) -> Optimality`` of the program without
-            intercept at ``target``.
+        solve: ``solve(b, tol, init) -> solution`` (``throw=False``) with ``b`` a fixed offset of
+            the fit, whose ``dual`` is ``r = -∇_f ℓ``; ``init`` is the previous solution.
+        certify: ``certify(b, solution, r_centred) -> Optimality`` of the program with the offset
+            ``b``, at the centred ``r`` (a bound of the intercept program where it is valid).
         y: the targets. tol: the relative gap and violation to certify.
         throw: raise (via ``raise_on_status``) unless optimal.
+        curvature: a bound on the loss' second derivative (1 squared, ¼ logistic): ``|h'| ≤ n ·
+            curvature``, so a step of ``h / (n · curvature)`` never passes the root.
+        start: the first ``b`` (default ``mean(y)``, the squared loss' intercept at ``W = 0``).
 
     Returns:
         The last solution with ``intercept = b``, ``value`` the primal at ``(W, b)``, ``dual`` the
         centred residual, its ``gap`` and ``residual``, the iterations of every solve, and the
-        status: optimal when certified, else the last solve's status or ``max_iters``.
+        status: optimal when certified, else the last solve's status, ``inaccurate`` when ``b`` is
+        pinned to rounding without a certificate, or ``max_iters`` after :data:`MAX_OUTER` solves.
     """
     y = jnp.asarray(y)
     n = y.shape[0]
     points: list[tuple[float, float]] = []
-    b, sol, total = float(jnp.mean(y)), None, 0
-    best = None
+    b, sol, total = float(jnp.mean(y)) if start is None else float(start), None, 0
+    best, stalled = None, False
     for _ in range(MAX_OUTER):
-        target = y - jnp.asarray(b, y.dtype)
-        sol = solve(target, tol * INNER_FRACTION, sol)
+        sol = solve(b, tol * INNER_FRACTION, sol)
         total += int(sol.iterations)
         r = sol.dual
         h = float(jnp.sum(r))
         rc = r - jnp.mean(r)
-        opt = certify(target, sol, rc)
+        opt = certify(b, sol, rc)
         record = (b, sol, rc, opt)
         if best is None or float(opt.gap) < float(best[3].gap):
             best = record
@@ -99,10 +106,19 @@ def profile_intercept(
         if not inner_ok or not np.isfinite(h) or h == 0.0:
             break
         points.append((b, h))
-        b = _next_intercept(points, n)
+        b_next = _next_intercept(points, n * curvature)
+        if abs(b_next - b) <= 4 * np.finfo(np.dtype(y.dtype)).eps * (1.0 + abs(b)):
+            stalled = True  # b is pinned to rounding: the solves' precision cannot certify the gap
+            break
+        b = b_next
     b, sol, rc, opt = best
     certified = int(sol.status) == RESULTS.optimal and float(opt.gap) <= tol and float(opt.residual) <= tol
-    status = RESULTS.optimal if certified else (sol.status if int(sol.status) != RESULTS.optimal else RESULTS.max_iters)
+    if certified:
+        status = RESULTS.optimal
+    elif int(sol.status) != RESULTS.optimal:
+        status = sol.status
+    else:
+        status = RESULTS.inaccurate if stalled else RESULTS.max_iters
     dt = y.dtype
     out = eqx.tree_at(
         lambda s: (s.value, s.dual, s.gap, s.status, s.iterations, s.intercept),

@@ -28,7 +28,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from ._cones import nnls
-from ._gated import GatedNetwork, GatedSolution, gated_beta_max, gated_fit, gated_forward, gated_optimality, solve_gated
+from ._gated import GatedNetwork, GatedSolution, gated_adjoint, gated_beta_max, gated_fit, gated_forward, gated_optimality, solve_gated
 from ._programs import negative_loss_gradient, optimality
 from ._solution import RESULTS, ConvexSolution, status_name
 from ._solver import solve_regularized
@@ -81,15 +81,16 @@ def beta_max(
     With ``g = -∇_f ℓ(0, y)``: ``max_j max(‖Π_{K_j}(Xᵀ D_j g)‖, ‖Π_{K_j}(-Xᵀ D_j g)‖)`` for the ReLU
     program (``model="relu"``; exact cone projections by NNLS) and ``max_j ‖Xᵀ D_j g‖`` for the gated
     program (``model="gated"``). For every ``β ≥ β_max`` the solution is zero; below it, it is not.
-    With an unregularized intercept (``intercept=True``, squared loss) ``g`` is taken at the
-    intercept's own optimum for ``W = 0``, ``b = mean(y)``: ``g = y - mean(y)``. With ``c`` outputs
+    With an unregularized intercept (``intercept=True``) ``g`` is taken at the intercept's own
+    optimum for ``W = 0``: ``b = mean(y)``, ``g = y - mean(y)`` (squared loss), or the log-odds
+    ``b = log(n₊/n₋)``, ``g = y ⊙ σ(-y b)`` (logistic loss). With ``c`` outputs
     (targets ``(n, c)``; ``loss="softmax"``: one-hot, gated model, ``g = Y - 1/c``) every output's
     blocks are bounded alike: ``β_max`` is the largest over the outputs.
 
     Args:
         X: data ``(n, d)``. y: targets ``(n,)`` (labels ±1 for the logistic loss).
         D: patterns ``(p, n)``. loss: ``"squared"`` or ``"logistic"``. model: ``"relu"`` or ``"gated"``.
-        intercept: the program has an unregularized intercept (squared loss).
+        intercept: the program has an unregularized intercept.
 
     Raises:
         ValueError / TypeError: bad shapes, dtypes, labels, NaN, loss or model.
@@ -112,20 +113,24 @@ def beta_max(
             return gated_beta_max(X, Y, D, loss="softmax")
         return jnp.max(jnp.stack([beta_max(X, Y[k], D, loss=loss, model=model, intercept=intercept) for k in range(Y.shape[0])]))
     X, y, D = _check_problem(X, y, D, loss, model)
-    y = _centred_for_intercept(y, loss, intercept)
+    g = _zero_gradient(y, loss, intercept)
     if model == "gated":
-        return gated_beta_max(X, y, D, loss=loss)
-    norms, _ = relu_zero_certificate(X, D, negative_loss_gradient(jnp.zeros_like(y), y, loss))
+        return jnp.max(jnp.linalg.norm(gated_adjoint(X, D, g), axis=-1))
+    norms, _ = relu_zero_certificate(X, D, g)
     return jnp.max(norms)
 
 
-def _centred_for_intercept(y, loss: str, intercept: bool):
-    """``y - mean(y)``, the target the zero network sees at its optimal intercept; ``y`` without one."""
+def _zero_gradient(y, loss: str, intercept: bool):
+    """``g = -∇_f ℓ`` at the zero network, at its optimal intercept ``b₀`` when there is one:
+    ``y - mean(y)`` (squared), ``y ⊙ σ(-y b₀)`` with the log-odds ``b₀ = log(n₊/n₋)`` (logistic;
+    then ``1ᵀg = 0``)."""
     if not intercept:
-        return y
-    if loss != "squared":
-        raise ValueError("intercept=True is available for the squared loss")
-    return y - jnp.mean(y)
+        return negative_loss_gradient(jnp.zeros_like(y), y, loss)
+    if loss == "squared":
+        return y - jnp.mean(y)
+    pos, neg = jnp.sum(y > 0), jnp.sum(y < 0)
+    b0 = jnp.where((pos > 0) & (neg > 0), jnp.log(jnp.maximum(pos, 1) / jnp.maximum(neg, 1)), 0.0)
+    return negative_loss_gradient(jnp.full_like(y, b0), y, loss)
 
 
 def _relu_zero_solution(X, y, D, beta, loss, nu) -> ConvexSolution:
@@ -338,11 +343,11 @@ def regularization_path(
     options = dict(solver_options or {})
     X_val, y_val = _validation_data(X_val, y_val, model, gates, X.shape[1], loss, X.dtype)
     metric = _path_metric(metric, y, loss)
-    g = negative_loss_gradient(jnp.zeros_like(y), _centred_for_intercept(y, loss, intercept), loss)
+    g = _zero_gradient(y, loss, intercept)
     if intercept:
         options["intercept"] = True
     if model == "gated":
-        bmax, nu = float(gated_beta_max(X, _centred_for_intercept(y, loss, intercept), D, loss=loss)), None
+        bmax, nu = float(jnp.max(jnp.linalg.norm(gated_adjoint(X, D, g), axis=-1))), None
     else:
         norms, nu = relu_zero_certificate(X, D, g)
         bmax = float(jnp.max(norms))

@@ -353,22 +353,22 @@ def _with_intercept(X, y, D, beta, loss, *, tol, max_iters, throw, init, check_e
     """:func:`solve_regularized` with an unregularized intercept (:func:`profile_intercept`)."""
     if loss != "squared":
         raise ValueError(
-            "intercept=True is available for the squared loss (the intercept is profiled out through the "
-            "target); for the logistic loss append a constant feature to X instead"
+            "intercept=True is available for the squared loss of the ReLU program (and for the gated program's "
+            "logistic loss, cr.solve_gated); for the logistic ReLU program append a constant feature to X instead"
         )
     if not all(is_concrete(a) for a in (X, y, jnp.asarray(beta))):
         raise ValueError("intercept=True solves on the host, one solve per trial intercept: call it outside jit, vmap and grad")
     tol = _check_options(tol, max_iters, check_every, X.dtype)[0]
 
-    def solve(target, inner_tol, prev):
+    def solve(b, inner_tol, prev):  # the offset b is a shift of the target
         warm = prev if prev is not None and method == "admm" else (init if prev is None else None)
         return solve_regularized(
-            X, target, D, beta=beta, loss="squared", tol=inner_tol, max_iters=max_iters, throw=False, init=warm,
+            X, y - b, D, beta=beta, loss="squared", tol=inner_tol, max_iters=max_iters, throw=False, init=warm,
             check_every=check_every, method=method, progress=progress,
         )
 
-    def certify(target, sol, r):
-        return prog.optimality(X, target, D, sol.U, sol.V, r, sol.cone_dual, program="regularized-squared", beta=beta)
+    def certify(b, sol, r):
+        return prog.optimality(X, y - b, D, sol.U, sol.V, r, sol.cone_dual, program="regularized-squared", beta=beta)
 
     return profile_intercept(solve, certify, y, tol=tol, throw=throw, raise_on_status=_raise_on_status)
 

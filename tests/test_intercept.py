@@ -105,3 +105,25 @@ def test_path_with_intercept_predicts_with_it(problem):
     ss = float(jnp.sum((y - jnp.mean(y)) ** 2))
     r2 = 1.0 - 2.0 * (path.objective - path.betas * path.group_norm) / ss
     np.testing.assert_allclose(path.train_score, r2, atol=1e-6)
+
+
+def test_gated_logistic_intercept_equals_its_cvxpy_formulation():
+    X = jax.random.normal(jax.random.key(3), (30, 3))
+    y = jnp.where(X[:, 0] + 0.3 * X[:, 1] ** 2 > 0.6, 1.0, -1.0)  # unbalanced: the intercept matters
+    D = cr.sample_patterns(X, num=8, key=jax.random.key(1))
+    sol = cr.solve_gated(X, y, D, beta=0.5, loss="logistic", intercept=True)
+    Xn, Dn, yn = map(np.asarray, (X, D, y))
+    W, b = cp.Variable((8, 3)), cp.Variable()
+    f = sum(cp.multiply(Dn[j], Xn @ W[j]) for j in range(8)) + b
+    obj = cp.sum(cp.logistic(-cp.multiply(yn, f))) + 0.5 * sum(cp.norm(W[j]) for j in range(8))
+    ref = cp.Problem(cp.Minimize(obj)).solve(solver="CLARABEL")
+    assert sol.ok and abs(float(sol.value) - ref) <= 1e-5 * ref
+    assert float(sol.intercept) == pytest.approx(float(b.value), abs=1e-4)
+    assert abs(float(jnp.sum(sol.dual))) <= 1e-9 * float(jnp.linalg.norm(sol.dual))  # 1ᵀr = 0
+    # β_max at the log-odds intercept is exact
+    bmax = float(cr.beta_max(X, y, D, loss="logistic", model="gated", intercept=True))
+    zero = cr.solve_gated(X, y, D, beta=bmax, loss="logistic", intercept=True)
+    assert float(jnp.max(jnp.abs(zero.W))) <= 1e-6
+    assert float(zero.intercept) == pytest.approx(float(np.log(np.sum(yn > 0) / np.sum(yn < 0))), abs=1e-6)
+    below = cr.solve_gated(X, y, D, beta=0.95 * bmax, loss="logistic", intercept=True)
+    assert float(jnp.max(jnp.abs(below.W))) > 1e-4
