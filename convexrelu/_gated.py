@@ -448,10 +448,11 @@ def solve_gated(
         max_iters: iteration limit (default 20 000). throw: raise unless optimal.
         init: a previous :class:`GatedSolution` (or ``W`` array) of the same shape: a warm start.
         check_every: iterations between gap evaluations (each costs one pass over the data).
-        intercept: add an unregularized intercept ``b`` (squared loss): profiled out, one warm-started
-            solve per trial ``b`` at the target ``y - b``, certified by the centred residual's dual
-            bound (:mod:`convexrelu._intercept`); ``sol.intercept`` (one per output, ``(c,)``). On the
-            host (not under ``jit``, ``vmap`` or ``grad``).
+        intercept: add an unregularized intercept ``b`` (squared and logistic loss): profiled out,
+            one warm-started solve per trial ``b`` with ``b`` a fixed offset of the fit, certified by
+            the centred dual's bound (:mod:`convexrelu._intercept`); ``sol.intercept`` (one per
+            output, ``(c,)``, for squared ``(n, c)`` targets). On the host (not under ``jit``,
+            ``vmap`` or ``grad``).
 
     Returns:
         A :class:`GatedSolution`; :class:`GatedNetwork` with the gates gives the network, and
