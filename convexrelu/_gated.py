@@ -41,7 +41,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from ._cones import nnls
 from ._implicit import attach_gradients
-from ._intercept import profile_intercept
+from ._intercept import profile_intercept, require_concrete
 from ._jit import solver_jit
 from ._programs import Optimality, cone_violation, convex_loss, duality_gap, negative_loss_gradient, optimality
 from ._solution import RESULTS, RUNNING, ConvexSolution, status_name
@@ -164,6 +164,12 @@ def _softmax_domain(r: Array, y: Array) -> Array:
     return y - q
 
 
+def gated_dual_norm(X, D, r) -> Float[Array, ""]:
+    """``max_j ‖Xᵀ(D_j ⊙ r)‖`` over every output's blocks: ``r`` is dual feasible where it is at most
+    β; at the zero network's ``r = -∇_f ℓ`` it is β_max, the smallest β whose solution is zero."""
+    return jnp.max(jnp.linalg.norm(gated_adjoint(X, D, r), axis=-1))
+
+
 def gated_dual_objective(X, y, D, r, *, beta, loss: Literal["squared", "logistic"] = "squared", offset=0.0) -> Float[Array, ""]:
     """A lower bound on the gated optimum from any ``r``: ``c = max_j ‖Xᵀ(D_j ⊙ r)‖ / β``, then
     :func:`conjugate_bound` (``r`` scaled by ``t ≤ 1/c`` is dual feasible). With a fixed ``offset``
@@ -172,7 +178,7 @@ def gated_dual_objective(X, y, D, r, *, beta, loss: Literal["squared", "logistic
         r = y * jnp.clip(y * r, 0.0, 1.0)
     if loss == "softmax":
         r = _softmax_domain(r, y)
-    c = jnp.max(jnp.linalg.norm(gated_adjoint(X, D, r), axis=-1)) / beta
+    c = gated_dual_norm(X, D, r) / beta
     if loss == "squared":  # the offset is a shift of the target; t is optimized there
         return conjugate_bound(r, y - offset, c, loss)
     t = jnp.minimum(1.0, jnp.where(c > 0, 1.0 / jnp.where(c > 0, c, 1.0), jnp.inf))
@@ -185,12 +191,6 @@ def gated_optimality(X, y, D, W, r, *, beta, loss: Literal["squared", "logistic"
     value = gated_objective(X, y, D, W, beta=beta, loss=loss, offset=offset)
     dval = gated_dual_objective(X, y, D, r, beta=beta, loss=loss, offset=offset)
     return Optimality(value, dval, duality_gap(value, dval), jnp.zeros((), X.dtype))
-
-
-def gated_beta_max(X, y, D, *, loss: Literal["squared", "logistic"] = "squared") -> Float[Array, ""]:
-    """``max_j ‖Xᵀ(D_j ⊙ g)‖``, ``g = -∇_f ℓ(0, y)``: the smallest β whose gated solution is zero."""
-    g = negative_loss_gradient(jnp.zeros_like(y), y, loss)
-    return jnp.max(jnp.linalg.norm(gated_adjoint(X, D, g), axis=-1))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -521,12 +521,6 @@ def _not_differentiable_jvp(primals, tangents):
     )
 
 
-def _logistic_start(y) -> float:
-    """The logistic loss' intercept at ``W = 0``: the log-odds ``log(n₊ / n₋)`` (0 for one class)."""
-    pos, neg = float(jnp.sum(y > 0)), float(jnp.sum(y < 0))
-    return float(np.log(pos / neg)) if pos > 0 and neg > 0 else 0.0
-
-
 def _gated_with_intercept(X, y, D, beta, loss, W0, *, tol, max_iters, throw, check_every):
     """:func:`solve_gated` with an unregularized intercept (:mod:`convexrelu._intercept`): each
     trial ``b`` one R-FISTA solve with ``b`` a fixed offset of the fit. ``c`` squared-loss outputs
@@ -536,9 +530,7 @@ def _gated_with_intercept(X, y, D, beta, loss, W0, *, tol, max_iters, throw, che
             "intercept=True is available for the squared and logistic losses; for the softmax loss append a "
             "constant feature to X instead"
         )
-    if not all(is_concrete(a) for a in (X, y, jnp.asarray(beta))):
-        raise ValueError("intercept=True solves on the host, one solve per trial intercept: call it outside jit, vmap and grad")
-    curvature = 1.0 if loss == "squared" else 0.25
+    require_concrete(X, y, beta)
 
     def one(target, start):
         def solve(b, inner_tol, prev):
@@ -554,10 +546,7 @@ def _gated_with_intercept(X, y, D, beta, loss, W0, *, tol, max_iters, throw, che
                 opt = opt._replace(gap=jnp.where(inside, opt.gap, jnp.inf))
             return opt
 
-        return profile_intercept(
-            solve, certify, target, tol=tol, throw=False, raise_on_status=_raise_on_status, curvature=curvature,
-            start=_logistic_start(target) if loss == "logistic" else None,
-        )
+        return profile_intercept(solve, certify, target, loss=loss, tol=tol)
 
     if y.ndim == 1:
         sol = one(y, W0)

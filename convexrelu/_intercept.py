@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._solution import RESULTS
+from ._validation import is_concrete
 
 MAX_OUTER = 40
 """Solves at most, one per trial intercept."""
@@ -61,10 +62,26 @@ def _next_intercept(points: list[tuple[float, float]], slope: float) -> float:
     return safe
 
 
-def profile_intercept(
-    solve: Callable, certify: Callable, y, *, tol: float, throw: bool, raise_on_status: Callable,
-    curvature: float = 1.0, start: float | None = None,
-):
+def zero_intercept(y, loss: str):
+    """The intercept of the zero network: ``mean(y)`` (squared loss) or the log-odds
+    ``log(n₊ / n₋)`` (logistic loss; 0 with one class only). Traceable."""
+    if loss == "squared":
+        return jnp.mean(y)
+    pos, neg = jnp.sum(y > 0), jnp.sum(y < 0)
+    return jnp.where((pos > 0) & (neg > 0), jnp.log(jnp.maximum(pos, 1) / jnp.maximum(neg, 1)), 0.0)
+
+
+def require_concrete(*arrays) -> None:
+    """The profile runs on the host, one solve per trial ``b``: refuse traced inputs."""
+    if not all(is_concrete(jnp.asarray(a)) for a in arrays):
+        raise ValueError("intercept=True solves on the host, one solve per trial intercept: call it outside jit, vmap and grad")
+
+
+def _certified(sol, opt, tol: float) -> bool:
+    return int(sol.status) == RESULTS.optimal and float(opt.gap) <= tol and float(opt.residual) <= tol
+
+
+def profile_intercept(solve: Callable, certify: Callable, y, *, loss: str, tol: float):
     """Solve a program with an unregularized intercept (see the module docstring).
 
     Args:
@@ -72,22 +89,23 @@ def profile_intercept(
             the fit, whose ``dual`` is ``r = -∇_f ℓ``; ``init`` is the previous solution.
         certify: ``certify(b, solution, r_centred) -> Optimality`` of the program with the offset
             ``b``, at the centred ``r`` (a bound of the intercept program where it is valid).
-        y: the targets. tol: the relative gap and violation to certify.
-        throw: raise (via ``raise_on_status``) unless optimal.
-        curvature: a bound on the loss' second derivative (1 squared, ¼ logistic): ``|h'| ≤ n ·
-            curvature``, so a step of ``h / (n · curvature)`` never passes the root.
-        start: the first ``b`` (default ``mean(y)``, the squared loss' intercept at ``W = 0``).
+        y: the targets. loss: ``"squared"`` or ``"logistic"``: the first ``b`` is the zero
+            network's (:func:`zero_intercept`), and ``|h'| ≤ n L`` with the loss' curvature bound
+            ``L`` (1 squared, ¼ logistic), so a step ``h / (n L)`` never passes the root.
+        tol: the relative gap and violation to certify.
 
     Returns:
         The last solution with ``intercept = b``, ``value`` the primal at ``(W, b)``, ``dual`` the
         centred residual, its ``gap`` and ``residual``, the iterations of every solve, and the
         status: optimal when certified, else the last solve's status, ``inaccurate`` when ``b`` is
         pinned to rounding without a certificate, or ``max_iters`` after :data:`MAX_OUTER` solves.
+        The caller raises on the status.
     """
     y = jnp.asarray(y)
     n = y.shape[0]
     points: list[tuple[float, float]] = []
-    b, sol, total = float(jnp.mean(y)) if start is None else float(start), None, 0
+    slope = n * (1.0 if loss == "squared" else 0.25)
+    b, sol, total = float(zero_intercept(y, loss)), None, 0
     best, stalled = None, False
     for _ in range(MAX_OUTER):
         sol = solve(b, tol * INNER_FRACTION, sol)
@@ -100,20 +118,19 @@ def profile_intercept(
         if best is None or float(opt.gap) < float(best[3].gap):
             best = record
         inner_ok = int(sol.status) == RESULTS.optimal
-        if inner_ok and float(opt.gap) <= tol and float(opt.residual) <= tol:
+        if _certified(sol, opt, tol):
             best = record
             break
         if not inner_ok or not np.isfinite(h) or h == 0.0:
             break
         points.append((b, h))
-        b_next = _next_intercept(points, n * curvature)
+        b_next = _next_intercept(points, slope)
         if abs(b_next - b) <= 4 * np.finfo(np.dtype(y.dtype)).eps * (1.0 + abs(b)):
             stalled = True  # b is pinned to rounding: the solves' precision cannot certify the gap
             break
         b = b_next
     b, sol, rc, opt = best
-    certified = int(sol.status) == RESULTS.optimal and float(opt.gap) <= tol and float(opt.residual) <= tol
-    if certified:
+    if _certified(sol, opt, tol):
         status = RESULTS.optimal
     elif int(sol.status) != RESULTS.optimal:
         status = sol.status
@@ -130,4 +147,4 @@ def profile_intercept(
     )
     if hasattr(out, "residual"):
         out = eqx.tree_at(lambda s: s.residual, out, jnp.asarray(opt.residual, dt))
-    return raise_on_status(out) if throw else out
+    return out

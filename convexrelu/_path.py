@@ -28,7 +28,8 @@ import numpy as np
 from jaxtyping import Array, Bool, Float
 
 from ._cones import nnls
-from ._gated import GatedNetwork, GatedSolution, gated_adjoint, gated_beta_max, gated_fit, gated_forward, gated_optimality, solve_gated
+from ._gated import GatedNetwork, GatedSolution, gated_dual_norm, gated_fit, gated_forward, gated_optimality, solve_gated
+from ._intercept import zero_intercept
 from ._programs import negative_loss_gradient, optimality
 from ._solution import RESULTS, ConvexSolution, status_name
 from ._solver import solve_regularized
@@ -110,12 +111,12 @@ def beta_max(
                 raise ValueError("intercept=True is available for the squared loss")
             if model != "gated":
                 raise ValueError("loss='softmax' is a program of the gated model (model='gated')")
-            return gated_beta_max(X, Y, D, loss="softmax")
+            return gated_dual_norm(X, D, _zero_gradient(Y, "softmax", False))
         return jnp.max(jnp.stack([beta_max(X, Y[k], D, loss=loss, model=model, intercept=intercept) for k in range(Y.shape[0])]))
     X, y, D = _check_problem(X, y, D, loss, model)
     g = _zero_gradient(y, loss, intercept)
     if model == "gated":
-        return jnp.max(jnp.linalg.norm(gated_adjoint(X, D, g), axis=-1))
+        return gated_dual_norm(X, D, g)
     norms, _ = relu_zero_certificate(X, D, g)
     return jnp.max(norms)
 
@@ -124,12 +125,7 @@ def _zero_gradient(y, loss: str, intercept: bool):
     """``g = -∇_f ℓ`` at the zero network, at its optimal intercept ``b₀`` when there is one:
     ``y - mean(y)`` (squared), ``y ⊙ σ(-y b₀)`` with the log-odds ``b₀ = log(n₊/n₋)`` (logistic;
     then ``1ᵀg = 0``)."""
-    if not intercept:
-        return negative_loss_gradient(jnp.zeros_like(y), y, loss)
-    if loss == "squared":
-        return y - jnp.mean(y)
-    pos, neg = jnp.sum(y > 0), jnp.sum(y < 0)
-    b0 = jnp.where((pos > 0) & (neg > 0), jnp.log(jnp.maximum(pos, 1) / jnp.maximum(neg, 1)), 0.0)
+    b0 = zero_intercept(y, loss) if intercept else 0.0
     return negative_loss_gradient(jnp.full_like(y, b0), y, loss)
 
 
@@ -326,8 +322,8 @@ def regularization_path(
             logistic loss), R² otherwise.
         solver_options: keyword arguments of the solver (``tol``, ``max_iters``, ``method``, ...).
         callback: ``callback(k, beta, solution)`` after each solve (progress display).
-        intercept: an unregularized intercept in every program (squared loss; ``β_max`` of the
-            centred targets, and every β solved, the zero network's intercept found by the solver).
+        intercept: an unregularized intercept in every program (squared loss, or the gated model's
+            logistic loss; ``β_max`` at the zero network's own intercept, and every β solved).
 
     Returns:
         A :class:`RegularizationPath`.
@@ -347,7 +343,7 @@ def regularization_path(
     if intercept:
         options["intercept"] = True
     if model == "gated":
-        bmax, nu = float(jnp.max(jnp.linalg.norm(gated_adjoint(X, D, g), axis=-1))), None
+        bmax, nu = float(gated_dual_norm(X, D, g)), None
     else:
         norms, nu = relu_zero_certificate(X, D, g)
         bmax = float(jnp.max(norms))

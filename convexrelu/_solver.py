@@ -28,7 +28,7 @@ from . import _admm, _ipm, _matrix_free
 from . import _programs as prog
 from ._admm import admm_solve
 from ._implicit import differentiable_solve
-from ._intercept import profile_intercept
+from ._intercept import profile_intercept, require_concrete
 from ._ipm import ipm_solve, uses_host_gram
 from ._jit import solver_jit
 from ._matrix_free import chunk_size, matrix_free_solve
@@ -356,8 +356,7 @@ def _with_intercept(X, y, D, beta, loss, *, tol, max_iters, throw, init, check_e
             "intercept=True is available for the squared loss of the ReLU program (and for the gated program's "
             "logistic loss, cr.solve_gated); for the logistic ReLU program append a constant feature to X instead"
         )
-    if not all(is_concrete(a) for a in (X, y, jnp.asarray(beta))):
-        raise ValueError("intercept=True solves on the host, one solve per trial intercept: call it outside jit, vmap and grad")
+    require_concrete(X, y, beta)
     tol = _check_options(tol, max_iters, check_every, X.dtype)[0]
 
     def solve(b, inner_tol, prev):  # the offset b is a shift of the target
@@ -370,7 +369,8 @@ def _with_intercept(X, y, D, beta, loss, *, tol, max_iters, throw, init, check_e
     def certify(b, sol, r):
         return prog.optimality(X, y - b, D, sol.U, sol.V, r, sol.cone_dual, program="regularized-squared", beta=beta)
 
-    return profile_intercept(solve, certify, y, tol=tol, throw=throw, raise_on_status=_raise_on_status)
+    sol = profile_intercept(solve, certify, y, loss="squared", tol=tol)
+    return _raise_on_status(sol) if throw else sol
 
 
 def _outputs(X, Y, D, *, init, throw, **options) -> ConvexSolution:
@@ -388,10 +388,10 @@ def _outputs(X, Y, D, *, init, throw, **options) -> ConvexSolution:
         for k in range(Y.shape[0])
     ]
     stacked = jax.tree.map(lambda *a: jnp.stack([jnp.asarray(x) for x in a]), *sols)
-    duals = [prog.optimality(X, Y[k] - s.intercept, D, s.U, s.V, s.dual, s.cone_dual, program="regularized-squared",
-                             beta=options["beta"]) for k, s in enumerate(sols)]
-    primal = sum(o.value for o in duals)
-    bound = sum(o.dual_value for o in duals)
+    opts = [prog.optimality(X, Y[k] - s.intercept, D, s.U, s.V, s.dual, s.cone_dual, program="regularized-squared",
+                            beta=options["beta"]) for k, s in enumerate(sols)]
+    primal = sum(o.value for o in opts)
+    bound = sum(o.dual_value for o in opts)
     codes = jnp.stack([s.status for s in sols])
     worst = jnp.where(jnp.all(codes == RESULTS.optimal), RESULTS.optimal, jnp.max(jnp.where(codes == RESULTS.optimal, -1, codes)))
     sol = eqx.tree_at(
