@@ -152,12 +152,13 @@ def logistic_prox(v, y, sigma):
     return y * b.q
 
 
-def _prox_w(v, y, rho, program):
+def _prox_w(v, y, rho, program, offset):
+    """The prox of the w-term; the logistic loss' fixed ``offset`` o: ``prox_{ℓ(· + o)}(v) = prox_ℓ(v + o) - o``."""
     if program == "max-margin":
         return y * jnp.maximum(y * v, 1.0)
     if program == "regularized-squared":
         return (y + rho * v) / (1.0 + rho)
-    return logistic_prox(v, y, rho)
+    return logistic_prox(v + offset, y, rho) - offset
 
 
 def admm_iteration(v: AdmmIterate, prob: AdmmProblem, rho, fac: AdmmFactor):
@@ -185,7 +186,7 @@ def admm_iteration(v: AdmmIterate, prob: AdmmProblem, rho, fac: AdmmFactor):
     vs = _ALPHA * Gz + (1.0 - _ALPHA) * v.s + v.ls
     s = jnp.maximum(vs, 0.0)
     vw = _ALPHA * Az + (1.0 - _ALPHA) * v.w + v.lw
-    w = _prox_w(vw, data.ys, rho, data.program)
+    w = _prox_w(vw, data.ys, rho, data.program, data.offset)
     return AdmmIterate(t, s, w, vt - t, vs - s, vw - w), (z, Gz, Az)
 
 

@@ -43,8 +43,16 @@ from ._cones import nnls
 from ._implicit import attach_gradients
 from ._intercept import profile_intercept, require_concrete
 from ._jit import solver_jit
-from ._programs import Optimality, cone_violation, convex_loss, duality_gap, negative_loss_gradient, optimality
-from ._solution import RESULTS, RUNNING, ConvexSolution, status_name
+from ._programs import (
+    Optimality,
+    cone_violation,
+    conjugate_bound,
+    convex_loss,
+    duality_gap,
+    negative_loss_gradient,
+    optimality,
+)
+from ._solution import RESULTS, RUNNING, ConvexSolution, stack_outputs, status_name
 from ._validation import check_outputs, check_patterns, check_targets, check_X, check_y, is_concrete
 
 
@@ -134,28 +142,6 @@ def gated_objective(X, y, D, W, *, beta, loss: Literal["squared", "logistic"] = 
     return convex_loss(gated_fit(X, D, W) + offset, y, loss) + beta * jnp.sum(jnp.linalg.norm(W, axis=-1))
 
 
-def conjugate_bound(r: Float[Array, " n"], y: Float[Array, " n"], c: Float[Array, ""], loss: str) -> Float[Array, ""]:
-    """``max_{0 ≤ t ≤ 1/c} -ℓ*(-t r)``: the dual value of ``r`` scaled into a feasible set whose
-    constraint ``r`` violates by the factor ``c`` (``c ≤ 1``: feasible as it is).
-
-    Squared loss: ``-ℓ*(-r) = rᵀy - ½‖r‖²``; logistic: ``Σ H(y_i r_i)``, ``H`` the binary entropy
-    (``r`` first clipped to the conjugate's domain ``0 ≤ y ⊙ r ≤ 1``).
-    """
-    tmax = jnp.where(c > 0, 1.0 / jnp.where(c > 0, c, 1.0), jnp.inf)
-    if loss == "squared":
-        rr, ry = jnp.sum(r * r), jnp.sum(r * y)
-        t = jnp.clip(ry / jnp.where(rr > 0, rr, 1.0), 0.0, tmax)
-        return t * ry - 0.5 * t * t * rr
-    xlogy = jax.scipy.special.xlogy  # 0 log 0 = 0
-    if loss == "logistic":
-        q = jnp.minimum(1.0, tmax) * jnp.clip(y * r, 0.0, 1.0)
-        return -jnp.sum(xlogy(q, q) + xlogy(1.0 - q, 1.0 - q))
-    if loss == "softmax":  # -ℓ*(-r) = Σ_i H(y_{·i} - r_{·i}) on the simplex; y - t r stays in it for t ≤ 1
-        q = y - jnp.minimum(1.0, tmax) * r
-        return -jnp.sum(xlogy(q, q))
-    raise ValueError(f"loss must be 'squared', 'logistic' or 'softmax', got {loss!r}")
-
-
 def _softmax_domain(r: Array, y: Array) -> Array:
     """``r`` moved into the conjugate's domain (``y - r`` on the simplex, per sample)."""
     q = jnp.clip(y - r, 0.0, None)
@@ -178,11 +164,7 @@ def gated_dual_objective(X, y, D, r, *, beta, loss: Literal["squared", "logistic
         r = y * jnp.clip(y * r, 0.0, 1.0)
     if loss == "softmax":
         r = _softmax_domain(r, y)
-    c = gated_dual_norm(X, D, r) / beta
-    if loss == "squared":  # the offset is a shift of the target; t is optimized there
-        return conjugate_bound(r, y - offset, c, loss)
-    t = jnp.minimum(1.0, jnp.where(c > 0, 1.0 / jnp.where(c > 0, c, 1.0), jnp.inf))
-    return conjugate_bound(r, y, c, loss) - t * jnp.sum(offset * r)
+    return conjugate_bound(r, y, gated_dual_norm(X, D, r) / beta, loss, offset)
 
 
 def gated_optimality(X, y, D, W, r, *, beta, loss: Literal["squared", "logistic"] = "squared", offset=0.0) -> Optimality:
@@ -540,30 +522,14 @@ def _gated_with_intercept(X, y, D, beta, loss, W0, *, tol, max_iters, throw, che
             )
 
         def certify(b, sol, r):
-            opt = gated_optimality(X, target, D, sol.W, r, beta=beta, loss=loss, offset=b)
-            if loss == "logistic":  # the bound is valid for the intercept program only on the conjugate's domain
-                inside = jnp.all((target * r >= 0) & (target * r <= 1))
-                opt = opt._replace(gap=jnp.where(inside, opt.gap, jnp.inf))
-            return opt
+            return gated_optimality(X, target, D, sol.W, r, beta=beta, loss=loss, offset=b)
 
         return profile_intercept(solve, certify, target, loss=loss, tol=tol)
 
     if y.ndim == 1:
         sol = one(y, W0)
         return _raise_on_status(sol) if throw else sol
-    sols = [one(y[k], W0[k]) for k in range(y.shape[0])]  # the outputs' programs separate
-    W = jnp.stack([t.W for t in sols])
-    b = jnp.stack([jnp.asarray(t.intercept, X.dtype) for t in sols])
-    r = jnp.stack([t.dual for t in sols])
-    opt = gated_optimality(X, y - b[:, None], D, W, r, beta=beta, loss="squared")
-    codes = [int(t.status) for t in sols]
-    ok = all(c == RESULTS.optimal for c in codes) and float(opt.gap) <= tol
-    status = RESULTS.optimal if ok else next((c for c in codes if c != RESULTS.optimal), RESULTS.max_iters)
-    sol = GatedSolution(
-        W=W, patterns=D, value=opt.value, dual=r, gap=opt.gap, status=jnp.asarray(status, jnp.int32),
-        iterations=jnp.asarray(sum(int(t.iterations) for t in sols), jnp.int32), beta=jnp.asarray(beta, X.dtype),
-        program="gated-squared", intercept=b,
-    )
+    sol = stack_outputs([one(y[k], W0[k]) for k in range(y.shape[0])])  # the outputs' programs separate
     return _raise_on_status(sol) if throw else sol
 
 

@@ -1,5 +1,5 @@
-"""An unregularized intercept, profiled out: the squared-loss programs (ReLU, every method, and
-gated) and the gated logistic program.
+"""An unregularized intercept, profiled out: the regularized programs with the squared and the
+logistic loss (ReLU, every method, and gated).
 
 The program with an intercept ``b`` (DESIGN.md) is
 
@@ -17,10 +17,10 @@ bracket. Every solve is an existing solver with the offset, so every method (int
 ADMM, matrix-free, R-FISTA) gets the intercept through one mechanism.
 
 The certificate. The dual of the intercept program is the dual without intercept plus the
-constraint ``1ᵀ r = 0`` (``ℓ(· + o)*(s) = ℓ*(s) - sᵀo`` and ``o = b 1``). The centred ``r̃ = r -
-mean(r)`` satisfies it, and the existing dual bound of ``r̃`` (for the logistic loss only where
-``r̃`` lies in the conjugate's domain ``0 ≤ y ⊙ r̃ ≤ 1``, which holds near the optimum) is a lower
-bound on the intercept program. A solution is optimal when the relative gap between the primal
+constraint ``1ᵀ r = 0`` (``ℓ(· + o)*(s) = ℓ*(s) - sᵀo`` and ``o = b 1``). The centred ``r̃``
+satisfies it (``r - mean(r)`` for the squared loss; for the logistic loss the larger class's part
+shrunk to balance the other's, which keeps it in the conjugate's domain ``0 ≤ y ⊙ r̃ ≤ 1``), and
+the existing dual bound of ``r̃`` is a lower bound on the intercept program. A solution is optimal when the relative gap between the primal
 at ``(W, b)`` and that bound, and the violation, are within ``tol``: the same certificate as
 every solve.
 """
@@ -77,6 +77,19 @@ def require_concrete(*arrays) -> None:
         raise ValueError("intercept=True solves on the host, one solve per trial intercept: call it outside jit, vmap and grad")
 
 
+def _centred(r, y, loss: str):
+    """``r`` moved onto the intercept's dual constraint ``1ᵀr = 0``: ``r - mean(r)`` (squared
+    loss); for the logistic loss the larger class's part of ``r`` shrunk to balance the other's
+    (``r_i = y_i q_i`` with ``0 ≤ q ≤ 1``, so it stays in the conjugate's domain, where the
+    subtraction of the mean could leave it)."""
+    if loss != "logistic":
+        return r - jnp.mean(r)
+    pos, neg = jnp.sum(jnp.where(y > 0, r, 0.0)), -jnp.sum(jnp.where(y < 0, r, 0.0))
+    keep = jnp.minimum(pos, neg)
+    scale = jnp.where(y > 0, keep / jnp.where(pos > 0, pos, 1.0), keep / jnp.where(neg > 0, neg, 1.0))
+    return r * scale
+
+
 def _certified(sol, opt, tol: float) -> bool:
     return int(sol.status) == RESULTS.optimal and float(opt.gap) <= tol and float(opt.residual) <= tol
 
@@ -88,7 +101,8 @@ def profile_intercept(solve: Callable, certify: Callable, y, *, loss: str, tol: 
         solve: ``solve(b, tol, init) -> solution`` (``throw=False``) with ``b`` a fixed offset of
             the fit, whose ``dual`` is ``r = -∇_f ℓ``; ``init`` is the previous solution.
         certify: ``certify(b, solution, r_centred) -> Optimality`` of the program with the offset
-            ``b``, at the centred ``r`` (a bound of the intercept program where it is valid).
+            ``b``, at the centred ``r`` (a bound of the intercept program; for the logistic loss the
+            gap is taken as infinite where the centred ``r`` leaves the conjugate's domain).
         y: the targets. loss: ``"squared"`` or ``"logistic"``: the first ``b`` is the zero
             network's (:func:`zero_intercept`), and ``|h'| ≤ n L`` with the loss' curvature bound
             ``L`` (1 squared, ¼ logistic), so a step ``h / (n L)`` never passes the root.
@@ -112,8 +126,11 @@ def profile_intercept(solve: Callable, certify: Callable, y, *, loss: str, tol: 
         total += int(sol.iterations)
         r = sol.dual
         h = float(jnp.sum(r))
-        rc = r - jnp.mean(r)
+        rc = _centred(r, y, loss)
         opt = certify(b, sol, rc)
+        if loss == "logistic":  # the bound holds for the intercept program only on the conjugate's domain
+            inside = bool(jnp.all((y * rc >= 0) & (y * rc <= 1)))
+            opt = opt._replace(gap=opt.gap if inside else jnp.asarray(jnp.inf, y.dtype))
         record = (b, sol, rc, opt)
         if best is None or float(opt.gap) < float(best[3].gap):
             best = record

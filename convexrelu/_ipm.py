@@ -252,11 +252,12 @@ def _GT(prob: IpmProblem, v: _Pt):
 
 def _loss_derivatives(prob: IpmProblem, f):
     """``(ℓ(f), ℓ'(f), ℓ''(f))`` of the scaled loss at the fit ``f``: squared ``½(f - y)²``
-    (``ℓ'' = 1``), logistic ``log(1 + e^{-y f})`` (``ℓ' = -y σ(-y f)``, ``ℓ'' = σ(y f) σ(-y f)``)."""
+    (``ℓ'' = 1``), logistic ``log(1 + e^{-y f})`` (``ℓ' = -y σ(-y f)``, ``ℓ'' = σ(y f) σ(-y f)``),
+    at ``f + o`` with the problem's fixed offset ``o`` (:func:`convexrelu._scaling.scale_problem`)."""
     y = prob.data.ys
     if prob.loss == "squared":
         return 0.5 * jnp.sum((f - y) ** 2), f - y, jnp.ones_like(f)
-    q = y * f
+    q = y * (f + prob.data.offset)
     return jnp.sum(jax.nn.softplus(-q)), -y * jax.nn.sigmoid(-q), jax.nn.sigmoid(q) * jax.nn.sigmoid(-q)
 
 

@@ -54,8 +54,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
-from ._gated import conjugate_bound
-from ._programs import Optimality, duality_gap, group_norm, normalize_regularized
+from ._programs import Optimality, conjugate_bound, duality_gap, group_norm, normalize_regularized
 from ._scaling import Candidate, SolverResult, scale_problem
 from ._solution import RESULTS, RUNNING
 
@@ -106,6 +105,7 @@ class Problem(NamedTuple):
     XDy: Array  # Xᵀ(D_j ⊙ y), (p, d): the squared loss' ray rescaling needs it
     tol: Array
     max_iters: Array
+    offset: Array  # the fixed offset o of the fit, ℓ(f + o, y) (0 for the squared loss: its y is shifted)
     chunk: int
     loss: str
 
@@ -178,7 +178,7 @@ def _cone_pass(pr: Problem, Z, nu, delta) -> Pass:
 
     init = (jnp.zeros((n,), dt), jnp.zeros((2, p, d), dt)) + (zero,) * 7
     f, back, *sums = _over_chunks(p, c, body, init)
-    Ga = adjoint(pr.X, pr.D, _negative_gradient(f, pr.y, pr.loss), c)
+    Ga = adjoint(pr.X, pr.D, _negative_gradient(f + pr.offset, pr.y, pr.loss), c)
     return Pass(f, back, Ga, *sums)
 
 
@@ -196,7 +196,7 @@ def smooth_value(pr: Problem, Z, nu, delta):
         return f + jnp.sum(w[0] * Df * (P[0] - P[1]), axis=0), pen + jnp.sum(w * (pi * pi - nuc * nuc))
 
     f, pen = _over_chunks(p, c, body, (jnp.zeros((n,), dt), jnp.zeros((), dt)))
-    return _loss(f, pr.y, pr.loss) + pen / (2.0 * delta)
+    return _loss(f + pr.offset, pr.y, pr.loss) + pen / (2.0 * delta)
 
 
 def _loss(f, y, loss: str):
@@ -236,13 +236,13 @@ def _dual(pr: Problem, r, Ga, back):
         t = jnp.clip(ry / jnp.where(rr > 0, rr, 1.0), 0.0, tmax)
     else:
         t = jnp.minimum(1.0, tmax)
-    return conjugate_bound(r, pr.y, cn, pr.loss), t
+    return conjugate_bound(r, pr.y, cn, pr.loss, pr.offset), t
 
 
 def _primal(pr: Problem, f, norm, scale):
     if pr.loss == "squared":
         return 0.5 * jnp.sum((scale * f - pr.y) ** 2) + pr.beta * scale * norm
-    return jnp.sum(jax.nn.softplus(-pr.y * f)) + pr.beta * norm
+    return jnp.sum(jax.nn.softplus(-pr.y * (f + pr.offset))) + pr.beta * norm
 
 
 def certify(pr: Problem, Z, ps: Pass, delta) -> Certificate:
@@ -254,7 +254,7 @@ def certify(pr: Problem, Z, ps: Pass, delta) -> Certificate:
         ff = jnp.sum(f * f)
         s = (jnp.sum(f * y) - pr.beta * norm) / jnp.where(ff > 0, ff, 1.0)
         scale = jnp.where(ff > 0, jnp.maximum(s, 0.0), 1.0)
-    r = _negative_gradient(scale * f, y, pr.loss)
+    r = _negative_gradient(scale * f + pr.offset, y, pr.loss)
     Ga = pr.XDy - scale * (pr.XDy - ps.Ga) if pr.loss == "squared" else ps.Ga
     value, (dual, _) = _primal(pr, f, norm, scale) * sy2, _dual(pr, r, Ga, ps.back)
     dual = dual * sy2
@@ -262,7 +262,7 @@ def certify(pr: Problem, Z, ps: Pass, delta) -> Certificate:
     opt = Optimality(value, dual, duality_gap(value, dual), residual)
     # the subproblem at c = 1: gap = P - πᵀGz - D_t + ((t² - 1)‖π‖² - 2(t - 1)πᵀν) / (2δ)
     p1 = _primal(pr, f, norm, jnp.ones((), f.dtype))
-    d1, t = _dual(pr, _negative_gradient(f, y, pr.loss), ps.Ga, ps.back)
+    d1, t = _dual(pr, _negative_gradient(f + pr.offset, y, pr.loss), ps.Ga, ps.back)
     sub = p1 - ps.comp - d1 + ((t * t - 1.0) * ps.pp - 2.0 * (t - 1.0) * ps.pn) / (2.0 * delta)
     den = jnp.maximum(1.0, jnp.maximum(jnp.abs(value), jnp.abs(dual))) / sy2
     outer = pr.sy * ps.step / delta / jnp.maximum(1.0, pr.sy * ps.absmax)
@@ -318,7 +318,7 @@ def iteration(pr: Problem, progress, check_every: int, s: State) -> State:
     delta = jnp.where(grow, jnp.minimum(2.0 * s.delta, _DELTA_MAX), s.delta)
     last_outer = jnp.where(update, cert.outer, s.last_outer)
     grad = -(jnp.stack([ps.Ga, -ps.Ga]) + ps.back)
-    phi_z = _loss(ps.f, pr.y, pr.loss) + (ps.pp - ps.nn) / (2.0 * s.delta)
+    phi_z = _loss(ps.f + pr.offset, pr.y, pr.loss) + (ps.pp - ps.nn) / (2.0 * s.delta)
     W, step = _line_search(pr, s, grad, phi_z)
     restart = jnp.sum((W - s.W) * (s.Z - W)) > 0
     t_next = jnp.where(restart, 1.0, 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * s.t * s.t)))
@@ -366,15 +366,16 @@ def power_norm(X, D, c: int, iters: int = _POWER_ITERS):
     return jnp.sum(f * f)
 
 
-def problem(X, y, D, beta, program: str, tol, max_iters, chunk: int) -> Problem:
-    """Scale the data (:func:`convexrelu._scaling.scale_problem`) and set the solver's constants."""
-    data = scale_problem(X, y, D, beta, program)  # its float copy of D is unused: compiled away
+def problem(X, y, D, beta, program: str, tol, max_iters, chunk: int, offset=0.0) -> Problem:
+    """Scale the data (:func:`convexrelu._scaling.scale_problem`, with the fit's fixed ``offset``)
+    and set the solver's constants."""
+    data = scale_problem(X, y, D, beta, program, offset)  # its float copy of D is unused: compiled away
     loss = "squared" if program == "regularized-squared" else "logistic"
     Xs = data.Xs
     lam_X = jnp.max(jnp.linalg.eigvalsh(Xs.T @ Xs))
     lam_A = _SAFETY * power_norm(Xs, D, chunk)
     XDy = adjoint(Xs, D, data.ys, chunk)
-    return Problem(Xs, data.ys, D, data.beta_s, data.sy, lam_A, lam_X, XDy, tol, max_iters, chunk, loss)
+    return Problem(Xs, data.ys, D, data.beta_s, data.sy, lam_A, lam_X, XDy, tol, max_iters, data.offset, chunk, loss)
 
 
 def init_state(pr: Problem, init, sx) -> State:
@@ -394,11 +395,13 @@ def init_state(pr: Problem, init, sx) -> State:
 
 
 def matrix_free_solve(
-    X, y, D, beta, init, tol, max_iters, *, program: str, check_every: int, chunk: int, progress: Callable | None = None
+    X, y, D, beta, init, tol, max_iters, *, program: str, check_every: int, chunk: int, progress: Callable | None = None,
+    offset=0.0,
 ) -> SolverResult:
-    """Solve one regularized problem (``vmap`` batches it) from zero or ``init = (U, V, dual, ν)``;
-    returns the candidate at the last scored point ``Z`` with its optimality in original units."""
-    pr = problem(X, y, D, beta, program, tol, max_iters, chunk)
+    """Solve one regularized problem (``vmap`` batches it) from zero or ``init = (U, V, dual, ν)``,
+    with a fixed ``offset`` of the fit; returns the candidate at the last scored point ``Z`` with
+    its optimality in original units."""
+    pr = problem(X, y, D, beta, program, tol, max_iters, chunk, offset)
     sx = scale_problem(X, y, D, beta, program).sx
     s0 = init_state(pr, init, sx)
     s = jax.lax.while_loop(lambda s: s.status == RUNNING, lambda s: iteration(pr, progress, check_every, s), s0)
@@ -410,11 +413,13 @@ def matrix_free_solve(
     return SolverResult(cand, s.status, s.iterations)
 
 
-def chunked_optimality(X, y, D, U, V, dual, cone_dual, *, program: str, beta) -> Optimality:
+def chunked_optimality(X, y, D, U, V, dual, cone_dual, *, program: str, beta, offset=0.0) -> Optimality:
     """:func:`convexrelu.optimality` of a regularized program in one pass over chunks of patterns
     (the same formulas on the same normalized program, without its ``(2, p, n)`` temporaries):
-    for large ``n`` and ``p``."""
+    for large ``n`` and ``p``; ``offset`` a fixed offset of the fit."""
     loss = "squared" if program == "regularized-squared" else "logistic"
+    if loss == "squared":
+        y, offset = y - offset, 0.0
     (p, n), dt = D.shape, X.dtype
     X, y, beta, U, V, dual, cone_dual, k = normalize_regularized(X, y, U, V, dual, cone_dual, beta, loss)
     c = chunk_size(p, n, jnp.dtype(dt).itemsize)
@@ -437,6 +442,6 @@ def chunked_optimality(X, y, D, U, V, dual, cone_dual, *, program: str, beta) ->
 
     f, viol, absmax, gmax = _over_chunks(p, c, body, (jnp.zeros((n,), dt), zero, zero, zero))
     norm = group_norm(Z[0], Z[1])
-    value = (0.5 * jnp.sum((f - y) ** 2) if loss == "squared" else jnp.sum(jax.nn.softplus(-y * f))) + beta * norm
-    dval = conjugate_bound(r, y, gmax / beta, loss)
+    value = _loss(f + offset, y, loss) + beta * norm
+    dval = conjugate_bound(r, y, gmax / beta, loss, offset)
     return Optimality(value * k, dval * k, duality_gap(value, dval, 1.0 / k), viol / jnp.maximum(1.0, absmax))

@@ -108,7 +108,7 @@ def beta_max(
         D = check_patterns(D, X.shape[0])
         if loss == "softmax":
             if intercept:
-                raise ValueError("intercept=True is available for the squared loss")
+                raise ValueError("intercept=True is available for the squared and logistic losses, not softmax")
             if model != "gated":
                 raise ValueError("loss='softmax' is a program of the gated model (model='gated')")
             return gated_dual_norm(X, D, _zero_gradient(Y, "softmax", False))
@@ -322,8 +322,8 @@ def regularization_path(
             logistic loss), R² otherwise.
         solver_options: keyword arguments of the solver (``tol``, ``max_iters``, ``method``, ...).
         callback: ``callback(k, beta, solution)`` after each solve (progress display).
-        intercept: an unregularized intercept in every program (squared loss, or the gated model's
-            logistic loss; ``β_max`` at the zero network's own intercept, and every β solved).
+        intercept: an unregularized intercept in every program (squared or logistic loss; ``β_max``
+            at the zero network's own intercept, and every β solved).
 
     Returns:
         A :class:`RegularizationPath`.
@@ -367,7 +367,7 @@ def regularization_path(
 
 def _path_record(sols, grid, bmax, model, loss, metric, X, y, X_val, y_val, gates, times) -> RegularizationPath:
     def train_fit(s):
-        return gated_fit(X, s.patterns, s.W) if model == "gated" else predict(s, X)
+        return gated_fit(X, s.patterns, s.W) + s.intercept if model == "gated" else predict(s, X)
 
     return RegularizationPath(
         betas=np.asarray(grid), beta_max=bmax, model=model, loss=loss, metric=metric, solutions=sols,

@@ -214,9 +214,11 @@ def regularized_primal_objective(
     *,
     beta,
     loss: Literal["squared", "logistic"] = "squared",
+    offset=0.0,
 ) -> Float[Array, ""]:
-    """``ℓ(f, y) + β Σ_j ‖u_j‖ + ‖v_j‖`` with ``ℓ = ½Σ(f - y)²`` or ``Σ log(1 + e^{-y f})``."""
-    return convex_loss(convex_fit(X, D, U, V), y, loss) + beta * group_norm(U, V)
+    """``ℓ(f + o, y) + β Σ_j ‖u_j‖ + ‖v_j‖`` with ``ℓ = ½Σ(f - y)²`` or ``Σ log(1 + e^{-y f})``;
+    ``o`` a fixed ``offset`` of the fit (an intercept held fixed; 0: none)."""
+    return convex_loss(convex_fit(X, D, U, V) + offset, y, loss) + beta * group_norm(U, V)
 
 
 def convex_loss(f: Float[Array, "*c n"], y: Float[Array, "*c n"], loss: str) -> Float[Array, ""]:
@@ -244,9 +246,31 @@ def negative_loss_gradient(f: Float[Array, "*c n"], y: Float[Array, "*c n"], los
     raise ValueError(f"loss must be 'squared', 'logistic' or 'softmax', got {loss!r}")
 
 
-def _entropy(q: Array) -> Array:
-    # binary entropy with 0 log 0 = 0 (xlogy)
-    return -(jax.scipy.special.xlogy(q, q) + jax.scipy.special.xlogy(1.0 - q, 1.0 - q))
+def conjugate_bound(r: Float[Array, "*c n"], y: Float[Array, "*c n"], c: Float[Array, ""], loss: str, offset=0.0) -> Float[Array, ""]:
+    """``max_{0 ≤ t ≤ 1/c} -ℓ(· + o)*(-t r)``: the dual value of ``r`` scaled into a feasible set whose
+    constraint ``r`` violates by the factor ``c`` (``c ≤ 1``: feasible as it is), for the loss
+    with a fixed ``offset`` ``o`` in the fit (``ℓ(· + o)*(s) = ℓ*(s) - sᵀo``; 0: none).
+
+    Squared loss: ``-ℓ*(-r) = rᵀy - ½‖r‖²`` at the target ``y - o``, ``t`` optimized in closed
+    form; logistic: ``Σ H(t y_i r_i) - t rᵀo``, ``H`` the binary entropy, ``t = min(1, 1/c)``
+    (``r`` first clipped to the conjugate's domain ``0 ≤ y ⊙ r ≤ 1``); softmax (``(c, n)``):
+    ``Σ_i H(y_{·i} - t r_{·i})`` on the simplex, ``t = min(1, 1/c)``.
+    """
+    tmax = jnp.where(c > 0, 1.0 / jnp.where(c > 0, c, 1.0), jnp.inf)
+    if loss == "squared":
+        y = y - offset
+        rr, ry = jnp.sum(r * r), jnp.sum(r * y)
+        t = jnp.clip(ry / jnp.where(rr > 0, rr, 1.0), 0.0, tmax)
+        return t * ry - 0.5 * t * t * rr
+    xlogy = jax.scipy.special.xlogy  # 0 log 0 = 0
+    t = jnp.minimum(1.0, tmax)
+    if loss == "logistic":
+        q = jnp.clip(y * r, 0.0, 1.0)
+        return -jnp.sum(xlogy(t * q, t * q) + xlogy(1.0 - t * q, 1.0 - t * q)) - t * jnp.sum(offset * y * q)
+    if loss == "softmax":  # -ℓ*(-r) = Σ_i H(y_{·i} - r_{·i}) on the simplex; y - t r stays in it for t ≤ 1
+        q = y - t * r
+        return -jnp.sum(xlogy(q, q)) - t * jnp.sum(offset * r)
+    raise ValueError(f"loss must be 'squared', 'logistic' or 'softmax', got {loss!r}")
 
 
 def regularized_dual_objective(
@@ -258,29 +282,23 @@ def regularized_dual_objective(
     *,
     beta,
     loss: Literal["squared", "logistic"] = "squared",
+    offset=0.0,
 ) -> Float[Array, ""]:
     """A valid lower bound on the regularized optimum from any ``r`` and ``ν``.
 
     With ``c = max_b ‖g_b(r, ν⁺)‖ / β``, every ``t (r, ν⁺)`` with ``0 ≤ t ≤ 1/c`` is dual feasible;
-    the bound is ``max_t -ℓ*(-t r)`` over that range: for the squared loss
+    the bound is :func:`conjugate_bound`, ``max_t -ℓ*(-t r)`` over that range: for the squared loss
     ``t = clip(rᵀy / ‖r‖², 0, 1/c)`` and value ``t rᵀy - ½ t² ‖r‖²``; for the logistic loss ``r`` is
     first clipped to ``0 ≤ y ⊙ r ≤ 1`` (the conjugate's domain), ``t = min(1, 1/c)`` and the
-    value is ``Σ H(t y ⊙ r)``.
+    value is ``Σ H(t y ⊙ r)``. A fixed ``offset`` ``o`` of the fit adds ``-t rᵀo`` (squared: the
+    target ``y - o``).
     """
+    if loss not in ("squared", "logistic"):
+        raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
     nu = jax.nn.relu(nu)
     if loss == "logistic":
         r = y * jnp.clip(y * r, 0.0, 1.0)
-    c = dual_norm(X, D, r, nu) / beta
-    tmax = jnp.where(c > 0, 1.0 / jnp.where(c > 0, c, 1.0), jnp.inf)
-    if loss == "squared":
-        rr = jnp.sum(r * r)
-        ry = jnp.sum(r * y)
-        t = jnp.clip(ry / jnp.where(rr > 0, rr, 1.0), 0.0, tmax)
-        return t * ry - 0.5 * t * t * rr
-    if loss == "logistic":
-        t = jnp.minimum(1.0, tmax)
-        return jnp.sum(_entropy(t * y * r))
-    raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
+    return conjugate_bound(r, y, dual_norm(X, D, r, nu) / beta, loss, offset)
 
 
 def duality_gap(primal: Float[Array, ""], dual: Float[Array, ""], floor=1.0) -> Float[Array, ""]:
@@ -336,6 +354,7 @@ def optimality(
     *,
     program: ProgramName = "max-margin",
     beta=None,
+    offset=0.0,
 ) -> Optimality:
     """Primal value, dual lower bound, relative gap and relative violation of a candidate.
 
@@ -352,6 +371,10 @@ def optimality(
     whose values scale like ``1/s_x`` (``P* ≥ 1 / max_i ‖x_i‖``): it is the gap of the normalized
     max-margin program, so data multiplied by 1e±300 (and ``β`` with them) get the certificate
     they get at scale 1. Only a value beyond float range is reported as ``inf``.
+
+    ``offset`` (regularized programs): a fixed offset ``o`` of the fit, ``ℓ(f + o, y)``, an
+    intercept held fixed (:mod:`convexrelu._intercept`); for the squared loss it is the target
+    ``y - o``.
     """
     if program == "max-margin":
         sx = rms(X, X.shape[0])
@@ -361,9 +384,11 @@ def optimality(
         k, floor = 1.0 / sx, 1.0
     else:
         loss = loss_of_program(program)
+        if loss == "squared":
+            y, offset = y - offset, 0.0
         Xs, ys, bs, zu, zv, a, nu, k = normalize_regularized(X, y, U, V, dual, cone_dual, beta, loss)
-        value = regularized_primal_objective(Xs, ys, D, zu, zv, beta=bs, loss=loss)
-        dval = regularized_dual_objective(Xs, ys, D, a, nu, beta=bs, loss=loss)
+        value = regularized_primal_objective(Xs, ys, D, zu, zv, beta=bs, loss=loss, offset=offset)
+        dval = regularized_dual_objective(Xs, ys, D, a, nu, beta=bs, loss=loss, offset=offset)
         floor = 1.0 / k  # the original units' 1, in normalized units
     gap = duality_gap(value, dval, floor)
     return Optimality(value * k, dval * k, gap, constraint_violation(Xs, y, D, zu, zv, program=program))

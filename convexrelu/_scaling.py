@@ -33,6 +33,7 @@ class ScaledProblem(eqx.Module):
     beta_s: Array
     sx: Array
     sy: Array
+    offset: Array  # a fixed offset o of the fit, ℓ(f + o, y) (logistic; the squared loss shifts y instead)
     program: str = eqx.field(static=True)
 
 
@@ -54,17 +55,22 @@ class SolverResult(NamedTuple):
     iterations: Array
 
 
-def scale_problem(X, y, D, beta, program: str) -> ScaledProblem:
+def scale_problem(X, y, D, beta, program: str, offset=0.0) -> ScaledProblem:
     """``X_s = X / s_x``, ``s_x = sqrt(Σ‖x_i‖² / n)`` (:func:`convexrelu._programs.rms`); for the squared loss ``y_s = y / s_y``,
-    ``s_y = sqrt(mean y²)`` (a zero scale is taken as 1); ``β_s = β / (s_x s_y)`` (1 for max-margin)."""
+    ``s_y = sqrt(mean y²)`` (a zero scale is taken as 1); ``β_s = β / (s_x s_y)`` (1 for max-margin).
+    A fixed ``offset`` ``o`` of the fit (regularized programs: an intercept held fixed) is, for the
+    squared loss, the target ``y - o`` (``y`` is that target from here on); the logistic loss keeps
+    it, ``ℓ(f + o, y)`` (the fit is unscaled: ``A_s z = A (u - v)``)."""
     dtype = X.dtype
     sx = prog.rms(X, X.shape[0])
+    offset = jnp.asarray(offset, dtype)
     if program == "regularized-squared":
+        y, offset = y - offset, jnp.zeros_like(offset)
         sy = prog.rms(y, y.shape[0])
     else:
         sy = jnp.ones((), dtype)
     beta_s = jnp.ones((), dtype) if program == "max-margin" else beta / (sx * sy)
-    return ScaledProblem(X, y, D, beta, X / sx, y / sy, D.astype(dtype), beta_s, sx, sy, program)
+    return ScaledProblem(X, y, D, beta, X / sx, y / sy, D.astype(dtype), beta_s, sx, sy, offset, program)
 
 
 def feasible_candidate(prob: ScaledProblem, Zu, Zv, mu_s, nu_s):
@@ -90,14 +96,14 @@ def feasible_candidate(prob: ScaledProblem, Zu, Zv, mu_s, nu_s):
         c = (jnp.sum(f * y) - prob.beta * prog.group_norm(U, V)) / jnp.where(ff > 0, ff, 1.0)
         c = jnp.where(ff > 0, jnp.maximum(c, 0.0), 1.0)
         U, V, f = c * U, c * V, c * f
-    return U, V, prog.negative_loss_gradient(f, y, loss), nu_s * prob.sy
+    return U, V, prog.negative_loss_gradient(f + prob.offset, y, loss), nu_s * prob.sy
 
 
 def score(prob: ScaledProblem, Zu, Zv, mu_s, nu_s, tol):
     """The :func:`feasible_candidate` and its optimality on the original data; status ``optimal``
     when its relative gap and violation are both ``≤ tol``, else running."""
     U, V, dual, nu = feasible_candidate(prob, Zu, Zv, mu_s, nu_s)
-    opt = prog.optimality(prob.X, prob.y, prob.D, U, V, dual, nu, program=prob.program, beta=prob.beta)
+    opt = prog.optimality(prob.X, prob.y, prob.D, U, V, dual, nu, program=prob.program, beta=prob.beta, offset=prob.offset)
     status = jnp.where((opt.gap <= tol) & (opt.residual <= tol), RESULTS.optimal, RUNNING)
     return Candidate(U, V, dual, nu, opt), status.astype(jnp.int32)
 

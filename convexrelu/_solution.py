@@ -6,6 +6,8 @@ from __future__ import annotations
 import enum
 
 import equinox as eqx
+import jax
+import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
@@ -102,3 +104,25 @@ def status_name(status) -> str | list:
         code = int(s)
         return RESULTS(code).name if code in RESULTS._value2member_map_ else f"unknown({code})"
     return [status_name(v) for v in s]
+
+
+def stack_outputs(sols):
+    """One solution of a program with ``c`` outputs whose programs separate, from the outputs'
+    solutions ``sols`` (a :class:`ConvexSolution` or ``GatedSolution`` each, same patterns): the
+    arrays stacked on a leading output axis (the patterns ``(p, n)`` kept once), ``value`` the
+    sum, ``gap`` (and ``residual``) the largest of the outputs' (each output's program is
+    certified on its own), the iterations added up; the status optimal when every output's is,
+    else the worst output's. Traceable (``jit``, ``vmap``, ``grad``)."""
+    stacked = jax.tree.map(lambda *a: jnp.stack([jnp.asarray(x) for x in a]), *sols)
+    codes = stacked.status
+    worst = jnp.max(jnp.where(codes == RESULTS.optimal, -1, codes))
+    status = jnp.where(worst < 0, RESULTS.optimal, worst).astype(jnp.int32)
+    first = sols[0]
+    out = eqx.tree_at(
+        lambda t: (t.patterns, t.value, t.gap, t.status, t.iterations, t.beta),
+        stacked,
+        (first.patterns, jnp.sum(stacked.value), jnp.max(stacked.gap), status, jnp.sum(stacked.iterations), first.beta),
+    )
+    if hasattr(out, "residual"):
+        out = eqx.tree_at(lambda t: t.residual, out, jnp.max(stacked.residual))
+    return out

@@ -34,7 +34,7 @@ from ._jit import solver_jit
 from ._matrix_free import chunk_size, matrix_free_solve
 from ._memory import check_memory, fits_in_memory
 from ._scaling import ScaledProblem, SolverResult, scale_problem
-from ._solution import RESULTS, ConvexSolution, status_name
+from ._solution import RESULTS, ConvexSolution, stack_outputs, status_name
 from ._threads import one_blas_thread
 from ._validation import check_outputs, check_patterns, check_scalar, check_targets, check_X, check_Xy, check_y, is_concrete
 
@@ -56,43 +56,45 @@ def _hand_off(data: ScaledProblem, res: SolverResult, tol, infeasible_tol, max_i
 
 @solver_jit(static_argnames=("program", "method", "check_every", "progress", "chunk"))
 def _solve(
-    X, y, D, beta, init, tol, infeasible_tol, ipm_iters, admm_iters, *, program: str, method: str, check_every: int,
-    progress=None, chunk: int = 0,
+    X, y, D, beta, offset, init, tol, infeasible_tol, ipm_iters, admm_iters, *, program: str, method: str,
+    check_every: int, progress=None, chunk: int = 0,
 ) -> SolverResult:
     """One problem (``vmap`` batches it): scale the data and run the algorithm (the matrix-free
-    solver scales its own and takes its iteration limit in ``admm_iters``)."""
+    solver scales its own and takes its iteration limit in ``admm_iters``); ``offset`` a fixed
+    offset of the fit (:func:`convexrelu._scaling.scale_problem`)."""
     if method == "matrix-free":
         return matrix_free_solve(
-            X, y, D, beta, init, tol, admm_iters, program=program, check_every=check_every, chunk=chunk, progress=progress
+            X, y, D, beta, init, tol, admm_iters, program=program, check_every=check_every, chunk=chunk, progress=progress,
+            offset=offset,
         )
-    data = scale_problem(X, y, D, beta, program)
+    data = scale_problem(X, y, D, beta, program, offset)
     if method == "admm":
         return admm_solve(data, init, tol, infeasible_tol, admm_iters, check_every, progress=progress)
     return ipm_solve(data, tol, infeasible_tol, ipm_iters, progress)
 
 
 @solver_jit(static_argnames=("program", "check_every", "progress"))
-def _continue(X, y, D, beta, res, tol, infeasible_tol, admm_iters, *, program: str, check_every: int, progress=None):
+def _continue(X, y, D, beta, offset, res, tol, infeasible_tol, admm_iters, *, program: str, check_every: int, progress=None):
     """:func:`_hand_off` of an interior-point result (``vmap`` batches it)."""
-    data = scale_problem(X, y, D, beta, program)
+    data = scale_problem(X, y, D, beta, program, offset)
     return _hand_off(data, res, tol, infeasible_tol, admm_iters, check_every, progress)
 
 
-def _solve_ipm(X, y, D, beta, tol, infeasible_tol, ipm_iters, admm_iters, *, program: str, check_every: int, progress=None):
+def _solve_ipm(X, y, D, beta, offset, tol, infeasible_tol, ipm_iters, admm_iters, *, program: str, check_every: int, progress=None):
     """The interior-point method, then :func:`_hand_off`. Under ``jit``/``vmap`` (a traced status)
     the hand-off is always part of the traced program, per problem, so a batch and a single solve
     give the same status and value; with a concrete status it runs only when a problem stalled (so
     a solve that needs none does not compile ADMM beside the interior-point method)."""
     static = dict(program=program, check_every=check_every, progress=progress)
-    res = _solve(X, y, D, beta, None, tol, infeasible_tol, ipm_iters, admm_iters, method="ipm", **static)
+    res = _solve(X, y, D, beta, offset, None, tol, infeasible_tol, ipm_iters, admm_iters, method="ipm", **static)
     if is_concrete(res.status) and not np.any(np.asarray(res.status) == RESULTS.numerical_error):
         return res
     if is_concrete(res.status) and jnp.finfo(X.dtype).bits < 64:
-        return _in_float64(res, X, y, D, beta, tol, infeasible_tol, ipm_iters, admm_iters, **static)
-    return _continue(X, y, D, beta, res, tol, infeasible_tol, admm_iters, **static)
+        return _in_float64(res, X, y, D, beta, offset, tol, infeasible_tol, ipm_iters, admm_iters, **static)
+    return _continue(X, y, D, beta, offset, res, tol, infeasible_tol, admm_iters, **static)
 
 
-def _in_float64(res: SolverResult, X, y, D, beta, tol, infeasible_tol, ipm_iters, admm_iters, **static) -> SolverResult:
+def _in_float64(res: SolverResult, X, y, D, beta, offset, tol, infeasible_tol, ipm_iters, admm_iters, **static) -> SolverResult:
     """A stalled float32 interior-point run, outside ``jit``, is solved again in float64 on the same
     (float32) data and the result cast back: float32 iterates stall at the working precision's floor
     on hard problems (near-duplicate rows of opposite labels), where the float64 method finishes in
@@ -100,7 +102,7 @@ def _in_float64(res: SolverResult, X, y, D, beta, tol, infeasible_tol, ipm_iters
     the verified status says what it reached."""
     w = _to_float64
     with jax.enable_x64(True):
-        out = _solve_ipm(w(X), w(y), D, w(beta), w(tol), w(infeasible_tol), ipm_iters, admm_iters, **static)
+        out = _solve_ipm(w(X), w(y), D, w(beta), w(offset), w(tol), w(infeasible_tol), ipm_iters, admm_iters, **static)
         out = jax.tree_util.tree_map(np.asarray, out)  # host copies: cast below, outside float64 mode
     cast = lambda a: jnp.asarray(a, X.dtype if np.issubdtype(a.dtype, np.floating) else a.dtype)  # noqa: E731
     out = jax.tree_util.tree_map(cast, out)
@@ -203,18 +205,18 @@ a float32 solve): fixed, independent of ``tol`` (a loose ``tol`` must not make a
 look infeasible)."""
 
 
-def _verify_on_host(X, y, D, U, V, dual, nu, beta, status, *, program, tol, infeasible_tol):
+def _verify_on_host(X, y, D, U, V, dual, nu, beta, offset, status, *, program, tol, infeasible_tol):
     """The candidate's optimality (or an infeasible ray's Farkas residual) recomputed in float64 on
     the host; an ``optimal`` or ``infeasible`` status that does not hold there becomes ``inaccurate``.
     Returns ``(value, gap, residual, status)`` in the solve's dtypes."""
     dtype = np.asarray(U).dtype
     with jax.enable_x64(True):
-        X, y, U, V, dual, nu, beta = map(_to_float64, (X, y, U, V, dual, nu, beta))
+        X, y, U, V, dual, nu, beta, offset = map(_to_float64, (X, y, U, V, dual, nu, beta, offset))
         D = jnp.asarray(np.asarray(D))
         if program == "max-margin":
             opt = prog.optimality(X, y, D, U, V, dual, nu, program=program, beta=beta)
         else:  # the same formulas over chunks of patterns: no (2, p, n) float64 temporaries
-            opt = _matrix_free.chunked_optimality(X, y, D, U, V, dual, nu, program=program, beta=beta)
+            opt = _matrix_free.chunked_optimality(X, y, D, U, V, dual, nu, program=program, beta=beta, offset=offset)
         value, gap, residual = float(opt.value), float(opt.gap), float(opt.residual)
         code = int(status)
         if code == RESULTS.infeasible:
@@ -226,7 +228,7 @@ def _verify_on_host(X, y, D, U, V, dual, nu, beta, status, *, program, tol, infe
     return np.asarray(value, dtype), np.asarray(gap, dtype), np.asarray(residual, dtype), np.asarray(code, np.int32)
 
 
-def _verified(sol: ConvexSolution, X, y, tol, infeasible_tol) -> ConvexSolution:
+def _verified(sol: ConvexSolution, X, y, offset, tol, infeasible_tol) -> ConvexSolution:
     """A solve below float64 has its status verified in float64 (:func:`_verify_on_host`, through
     ``jax.pure_callback``, so under ``jit``/``vmap`` too), and reports the float64 gap and violation."""
     if jnp.finfo(X.dtype).bits >= 64:
@@ -235,15 +237,17 @@ def _verified(sol: ConvexSolution, X, y, tol, infeasible_tol) -> ConvexSolution:
     shapes = (jax.ShapeDtypeStruct((), dt),) * 3 + (jax.ShapeDtypeStruct((), jnp.int32),)
     host = functools.partial(_verify_on_host, program=sol.program, tol=tol, infeasible_tol=infeasible_tol)
     value, gap, residual, status = jax.pure_callback(
-        host, shapes, X, y, sol.patterns, sol.U, sol.V, sol.dual, sol.cone_dual, sol.beta, sol.status,
+        host, shapes, X, y, sol.patterns, sol.U, sol.V, sol.dual, sol.cone_dual, sol.beta, offset, sol.status,
         vmap_method="sequential",
     )
     return eqx.tree_at(lambda s: (s.value, s.gap, s.residual, s.status), sol, (value, gap, residual, status))
 
 
-def _run(X, y, D, beta, program, *, tol, max_iters, throw, init, check_every, infeasible_tol, method, progress):
+def _run(X, y, D, beta, program, *, tol, max_iters, throw, init, check_every, infeasible_tol, method, progress, offset=0.0):
     """Check the options, run :func:`_solve` (the IPM's LAPACK on one BLAS thread, unless its
-    capacitance GEMM runs on the host BLAS: :mod:`convexrelu._threads`), build the solution."""
+    capacitance GEMM runs on the host BLAS: :mod:`convexrelu._threads`), build the solution.
+    ``offset``: a fixed offset of the fit (an intercept held fixed, :func:`_with_intercept`); the
+    solution's value and certificate are those of the program with it."""
     n, d = X.shape
     method = _pick_method(method, program, init, (n, d, D.shape[0]), jnp.dtype(X.dtype).itemsize)
     tol_, ipm_iters, admm_iters, check_every = _check_options(tol, max_iters, check_every, X.dtype, method)
@@ -251,15 +255,15 @@ def _run(X, y, D, beta, program, *, tol, max_iters, throw, init, check_every, in
     check_memory(method, n, d, D.shape[0], jnp.dtype(X.dtype).itemsize)  # before any work
     itol = FARKAS_TOL if infeasible_tol is None else float(infeasible_tol)
     dt = X.dtype
-    beta = jnp.asarray(beta, dt)
+    beta, offset = jnp.asarray(beta, dt), jnp.asarray(offset, dt)
     limit = method == "ipm" and not uses_host_gram(X, D)
     with one_blas_thread(limit):
         args = (jnp.asarray(tol_, dt), jnp.asarray(itol, dt), jnp.asarray(ipm_iters, jnp.int32), jnp.asarray(admm_iters, jnp.int32))
         if method == "ipm":
-            res = _solve_ipm(X, y, D, beta, *args, program=program, check_every=check_every, progress=progress)
+            res = _solve_ipm(X, y, D, beta, offset, *args, program=program, check_every=check_every, progress=progress)
         else:
             res = _solve(
-                X, y, D, beta, init_arrs, *args, program=program, method=method, check_every=check_every,
+                X, y, D, beta, offset, init_arrs, *args, program=program, method=method, check_every=check_every,
                 progress=progress, chunk=chunk_size(D.shape[0], n, jnp.dtype(dt).itemsize),
             )
         if limit and is_concrete(res.status):  # JAX dispatches asynchronously: finish inside the limit
@@ -269,7 +273,7 @@ def _run(X, y, D, beta, program, *, tol, max_iters, throw, init, check_every, in
         U=c.U, V=c.V, patterns=D, value=c.opt.value, dual=c.dual, cone_dual=c.cone_dual, gap=c.opt.gap,
         residual=c.opt.residual, status=res.status, iterations=res.iterations, beta=beta, program=program,
     )
-    sol = _verified(sol, X, y, tol_, itol)
+    sol = _verified(sol, X, y, offset, tol_, itol)
     return _raise_on_status(sol) if throw else sol
 
 
@@ -350,56 +354,45 @@ def solve_max_margin(
 
 
 def _with_intercept(X, y, D, beta, loss, *, tol, max_iters, throw, init, check_every, method, progress):
-    """:func:`solve_regularized` with an unregularized intercept (:func:`profile_intercept`)."""
-    if loss != "squared":
-        raise ValueError(
-            "intercept=True is available for the squared loss of the ReLU program (and for the gated program's "
-            "logistic loss, cr.solve_gated); for the logistic ReLU program append a constant feature to X instead"
-        )
+    """:func:`solve_regularized` with an unregularized intercept (:func:`profile_intercept`): each
+    trial ``b`` one solve of the program with ``b`` a fixed offset of the fit, by the chosen method."""
     require_concrete(X, y, beta)
     tol = _check_options(tol, max_iters, check_every, X.dtype)[0]
+    program = f"regularized-{loss}"
 
-    def solve(b, inner_tol, prev):  # the offset b is a shift of the target
+    def solve(b, inner_tol, prev):
         warm = prev if prev is not None and method == "admm" else (init if prev is None else None)
-        return solve_regularized(
-            X, y - b, D, beta=beta, loss="squared", tol=inner_tol, max_iters=max_iters, throw=False, init=warm,
-            check_every=check_every, method=method, progress=progress,
+        return _run(
+            X, y, D, beta, program, tol=inner_tol, max_iters=max_iters, throw=False, init=warm, check_every=check_every,
+            infeasible_tol=None, method=method, progress=progress, offset=b,
         )
 
     def certify(b, sol, r):
-        return prog.optimality(X, y - b, D, sol.U, sol.V, r, sol.cone_dual, program="regularized-squared", beta=beta)
+        return prog.optimality(X, y, D, sol.U, sol.V, r, sol.cone_dual, program=program, beta=beta, offset=b)
 
-    sol = profile_intercept(solve, certify, y, loss="squared", tol=tol)
+    sol = profile_intercept(solve, certify, y, loss=loss, tol=tol)
     return _raise_on_status(sol) if throw else sol
 
 
 def _outputs(X, Y, D, *, init, throw, **options) -> ConvexSolution:
     """``c`` squared-loss outputs (``Y (c, n)``), each with its own neurons: the loss and the group
     norm are sums over the outputs, so the program separates into one program per output, solved
-    in turn and stacked on a leading output axis (``U, V (c, p, d)``, ``dual (c, n)``, ...). The
-    value is the sum; the gap is that of the sums (from each output's primal and dual bound)."""
+    in turn and stacked on a leading output axis (``U, V (c, p, d)``, ``dual (c, n)``, ...,
+    :func:`convexrelu._solution.stack_outputs`): the value is the sum, the gap the largest of the
+    outputs' gaps."""
     if init is not None and np.shape(init.U)[:1] != Y.shape[:1]:
         raise ValueError(f"init has U of shape {np.shape(init.U)}; {Y.shape[0]} outputs need ({Y.shape[0]}, p, d)")
+
+    def output(k):  # output k's part of a stacked warm start (its scalars and patterns are shared)
+        b = jnp.asarray(init.intercept)
+        parts = (init.U[k], init.V[k], init.dual[k], init.cone_dual[k], b if b.ndim == 0 else b[k])
+        return eqx.tree_at(lambda t: (t.U, t.V, t.dual, t.cone_dual, t.intercept), init, parts)
+
     sols = [
-        solve_regularized(
-            X, Y[k], D, loss="squared", throw=False, init=None if init is None else jax.tree.map(lambda a: a[k], init),
-            **options,
-        )
+        solve_regularized(X, Y[k], D, loss="squared", throw=False, init=None if init is None else output(k), **options)
         for k in range(Y.shape[0])
     ]
-    stacked = jax.tree.map(lambda *a: jnp.stack([jnp.asarray(x) for x in a]), *sols)
-    opts = [prog.optimality(X, Y[k] - s.intercept, D, s.U, s.V, s.dual, s.cone_dual, program="regularized-squared",
-                            beta=options["beta"]) for k, s in enumerate(sols)]
-    primal = sum(o.value for o in opts)
-    bound = sum(o.dual_value for o in opts)
-    codes = jnp.stack([s.status for s in sols])
-    worst = jnp.where(jnp.all(codes == RESULTS.optimal), RESULTS.optimal, jnp.max(jnp.where(codes == RESULTS.optimal, -1, codes)))
-    sol = eqx.tree_at(
-        lambda t: (t.value, t.gap, t.residual, t.status, t.iterations, t.beta),
-        stacked,
-        (primal, prog.duality_gap(primal, bound), jnp.max(stacked.residual), worst.astype(jnp.int32),
-         jnp.sum(stacked.iterations), sols[0].beta),
-    )
+    sol = stack_outputs(sols)
     return _raise_on_status(sol) if throw else sol
 
 
@@ -450,12 +443,13 @@ def solve_regularized(
     A problem whose estimated memory for the chosen method exceeds the machine's physical memory
     is refused before any work (``MemoryError`` with the estimate).
 
-    ``intercept=True`` (squared loss) adds an unregularized intercept, ``f = Σ_j D_j X(u_j - v_j) + b``:
-    ``b`` is profiled out, each trial ``b`` a solve at the target ``y - b`` by the chosen method,
-    until the residual sums to zero; the certificate is the dual bound of the centred residual
-    (the intercept's dual constraint ``1ᵀr = 0``), so the gap is that of the intercept program
+    ``intercept=True`` adds an unregularized intercept, ``f = Σ_j D_j X(u_j - v_j) + b`` (both
+    losses): ``b`` is profiled out, each trial ``b`` a solve by the chosen method with ``b`` a fixed
+    offset of the fit (``ℓ(f + b, y)``; for the squared loss the target ``y - b``), until the
+    residual sums to zero; the certificate is the dual bound of the centred residual (the
+    intercept's dual constraint ``1ᵀr = 0``), so the gap is that of the intercept program
     (:mod:`convexrelu._intercept`). ``b`` is ``sol.intercept``. It runs on the host: not under
-    ``jit``, ``vmap`` or ``grad``.
+    ``jit``, ``vmap`` or ``grad``. ``c`` squared-loss outputs get one intercept each.
 
     Returns:
         A :class:`ConvexSolution` (``program = "regularized-<loss>"``) whose ``dual`` is

@@ -611,8 +611,6 @@ def fit(args) -> int:
     Xtr, ytr, Xte, yte = _split(X, y, args.test_size, args.seed)
     if args.loss == "logistic" and not np.all(np.isin(ytr, (-1.0, 1.0))):
         raise BadInput("error: --loss logistic needs labels ±1; use --loss squared for real targets")
-    if args.intercept and args.loss != "squared" and args.model != "gated":
-        raise BadInput("error: --intercept with the logistic loss needs --model gated (the ReLU program takes it with --loss squared)")
     D, G = cr.sample_patterns(Xtr, num=args.patterns, key=k_pat, return_gates=True)
     live = not (args.quiet or args.json)
     t0 = time.perf_counter()
@@ -656,7 +654,7 @@ def _add_fit(sub) -> None:
     f.add_argument("--model", choices=("relu", "gated"), default="relu", help="the convex program (default: %(default)s)")
     f.add_argument("--beta", type=_positive(float), default=None, help="regularization strength β of the sum-form program ℓ + β Σ‖·‖ (required without --path; with --path the smallest β, default 1e-3 β_max)")
     f.add_argument("--loss", choices=("squared", "logistic"), default="squared", help="loss (default: %(default)s)")
-    f.add_argument("--intercept", action="store_true", help="an unregularized output intercept b in the program, f = Σ_j D_j X(u_j - v_j) + b (squared loss, or the gated model with either loss; default: off, bias-free)")
+    f.add_argument("--intercept", action="store_true", help="an unregularized output intercept b in the program, f = Σ_j D_j X(u_j - v_j) + b (either loss, either model; default: off, bias-free)")
     f.add_argument("--path", action="store_true", help="solve the regularization path from β_max down, warm-started (default: off)")
     f.add_argument("--num", type=_positive(int), default=20, help="number of β on the path, geometric (default: %(default)s)")
     f.add_argument("--test-size", type=_fraction, default=0.2, help="fraction of the samples held out for testing, in [0, 1) (default: %(default)s)")

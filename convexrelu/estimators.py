@@ -16,9 +16,10 @@ Conventions, stated plainly:
 * ``beta`` is per sample, as in scikit-learn and scnn: the estimator minimizes
   ``(1/n) ℓ(f, y) + beta Σ_j ‖·‖``, i.e. the library's program with ``β = n · beta``.
 * ``fit_intercept=True`` appends a constant feature 1 to ``X`` (so every neuron, and every gate,
-  gets a bias, regularized with its weights), and the regressor also fits an unregularized output
-  intercept inside the convex program (``intercept=True`` of the solvers: exact, certified;
-  ``intercept_``, added back by ``predict``). ``network_`` acts on ``[X, 1]`` then.
+  gets a bias, regularized with its weights), and fits an unregularized output intercept inside
+  the convex program (``intercept=True`` of the solvers: exact, certified; ``intercept_``, added
+  back by ``predict`` and ``decision_function``; not for ``loss="softmax"``). ``network_`` acts on
+  ``[X, 1]`` then, without the output intercept.
 * Multi-class classification: with ``loss="softmax"`` (``model="gated"``) one program with an
   output per class, softmax cross-entropy, every output its own neurons on the shared gates
   (scnn's convention); with the logistic loss one-vs-rest, one binary program per class (labels
@@ -97,7 +98,7 @@ class _ConvexNetwork(BaseEstimator):
 
     def _fit_targets(self, X, targets, intercept=False):
         """Sample the gates and solve one program per target column (labels ±1 or real), with an
-        unregularized intercept when ``intercept`` (squared loss)."""
+        unregularized intercept when ``intercept``."""
         Xa = self._design(X)
         seed = check_random_state(self.random_state).randint(0, 2**31 - 1)
         D, G = sample_patterns(Xa, num=int(self.patterns), key=jax.random.key(seed), return_gates=True)
@@ -137,7 +138,7 @@ class _ConvexNetwork(BaseEstimator):
             else:
                 U, V = s.U.astype(Xa.dtype), s.V.astype(Xa.dtype)
                 f = jnp.sum(jax.nn.relu(Xa @ U.T), axis=1) - jnp.sum(jax.nn.relu(Xa @ V.T), axis=1)
-            f = np.asarray(f, np.float64)
+            f = np.asarray(f + s.intercept, np.float64)
             cols.extend(f if f.ndim == 2 else [f])  # a softmax program's (c, n) fits: one column per class
         return np.stack(cols, axis=1)
 
@@ -152,13 +153,16 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexNetwork):
         loss: ``"logistic"`` (default), ``"squared"`` (on labels ±1; one-vs-rest for more than two
             classes) or ``"softmax"`` (``model="gated"``: one program with an output per class, softmax
             cross-entropy; each output its own neurons on the shared gates).
-        fit_intercept: append a constant feature (neuron biases); default True.
+        fit_intercept: append a constant feature (neuron biases) and fit the program's
+            unregularized output intercept (not with ``loss="softmax"``); default True.
         random_state: seed of the gates (int, ``RandomState`` or None).
         solver_options: keyword arguments of the solver (``tol``, ``max_iters``, ...).
 
     Attributes:
         classes_: the class labels.
         n_features_in_: the number of features seen by ``fit``.
+        intercept_: the programs' unregularized intercepts, one per binary problem (zeros without
+            ``fit_intercept`` or with ``loss="softmax"``).
         gates_: the gates, ``(p, d)`` (``d + 1`` with the intercept feature).
         solutions_: one solution per binary problem: one for two classes, one per class
             otherwise (one-vs-rest); one multi-output solution for ``loss="softmax"``.
@@ -198,7 +202,11 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexNetwork):
             targets = [np.where(y == self.classes_[1], 1.0, -1.0)]
         else:
             targets = [np.where(y == c, 1.0, -1.0) for c in self.classes_]
-        return self._fit_targets(X, targets)
+        self._fit_targets(X, targets, intercept=bool(self.fit_intercept) and self.loss != "softmax")
+        self.intercept_ = np.concatenate([np.ravel(np.asarray(s.intercept, np.float64)) for s in self.solutions_])
+        if self.loss == "softmax":
+            self.intercept_ = np.zeros(len(self.classes_))
+        return self
 
     def decision_function(self, X) -> np.ndarray:
         """``f(x)``: shape ``(n,)`` for two classes (positive means ``classes_[1]``), else ``(n, c)``."""
@@ -260,4 +268,4 @@ class ConvexReLURegressor(RegressorMixin, _ConvexNetwork):
 
     def predict(self, X) -> np.ndarray:
         """``f(x) + intercept_``, shape ``(n,)``."""
-        return self._decision(X)[:, 0] + self.intercept_
+        return self._decision(X)[:, 0]

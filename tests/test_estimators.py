@@ -42,10 +42,14 @@ def test_classifier_fits_breast_cancer(cancer, model):
     assert P.shape == (len(Xte), 2) and np.allclose(P.sum(axis=1), 1.0)
     np.testing.assert_array_equal(clf.predict(Xte), clf.classes_[(clf.decision_function(Xte) >= 0).astype(int)])
     Xa = jnp.concatenate([jnp.asarray(Xte), jnp.ones((len(Xte), 1))], axis=1)
-    if model == "relu":  # ψ's network on [X, 1] is the decision function
-        np.testing.assert_allclose(cr.forward(clf.network_, Xa), clf.decision_function(Xte), atol=1e-6)
+    b = clf.intercept_[0]
+    if model == "relu":  # ψ's network on [X, 1], plus the output intercept, is the decision function
+        np.testing.assert_allclose(cr.forward(clf.network_, Xa) + b, clf.decision_function(Xte), atol=1e-6)
     else:
-        np.testing.assert_allclose(cr.gated_forward(clf.network_, Xa), clf.decision_function(Xte), atol=1e-8)
+        np.testing.assert_allclose(cr.gated_forward(clf.network_, Xa) + b, clf.decision_function(Xte), atol=1e-8)
+    # the unregularized intercept's optimality condition: r = y σ(-y f) sums to zero on the training set
+    r = clf.solutions_[0].dual
+    assert abs(float(jnp.sum(r))) <= 1e-8 * float(jnp.linalg.norm(r))
 
 
 def test_pipeline_and_grid_search(cancer):

@@ -1,9 +1,9 @@
-"""The unregularized intercept of the squared-loss programs (convexrelu/_intercept.py).
+"""The unregularized intercept of the regularized programs (convexrelu/_intercept.py).
 
-The intercept program ``min ½‖Σ_j D_j X(u_j - v_j) + b - y‖² + β Σ‖·‖`` (cones as before, and the
-gated program's ``Σ_j D_j X w_j + b``) against its own cvxpy formulation solved by Clarabel, and the
-identities of an unregularized intercept: the residuals sum to zero, shifting ``y`` shifts only
-``b``, and the optimum is at most the program's without intercept.
+The intercept program ``min ℓ(Σ_j D_j X(u_j - v_j) + b, y) + β Σ‖·‖`` (cones as before, and the
+gated program's ``Σ_j D_j X w_j + b``), squared and logistic loss, against its own cvxpy formulation
+solved by Clarabel, and the identities of an unregularized intercept: the residuals sum to zero,
+shifting ``y`` shifts only ``b``, and the optimum is at most the program's without intercept.
 """
 
 import cvxpy as cp
@@ -76,8 +76,9 @@ def test_intercept_identities(problem):
 
 def test_intercept_bad_use(problem):
     X, y, D, beta = problem
-    with pytest.raises(ValueError, match="squared loss"):
-        cr.solve_regularized(X, jnp.sign(y - 3.0 + 1e-3), D, beta=beta, loss="logistic", intercept=True)
+    onehot = jax.nn.one_hot(jnp.arange(X.shape[0]) % 3, 3)
+    with pytest.raises(ValueError, match="softmax"):
+        cr.solve_gated(X, onehot, D, beta=beta, loss="softmax", intercept=True)
     with pytest.raises(ValueError, match="outside jit"):
         jax.jit(lambda y: cr.solve_regularized(X, y, D, beta=beta, intercept=True).value)(y)
 
@@ -127,3 +128,54 @@ def test_gated_logistic_intercept_equals_its_cvxpy_formulation():
     assert float(zero.intercept) == pytest.approx(float(np.log(np.sum(yn > 0) / np.sum(yn < 0))), abs=1e-6)
     below = cr.solve_gated(X, y, D, beta=0.95 * bmax, loss="logistic", intercept=True)
     assert float(jnp.max(jnp.abs(below.W))) > 1e-4
+
+
+@pytest.fixture(scope="module")
+def unbalanced():
+    X = jax.random.normal(jax.random.key(3), (30, 3))
+    y = jnp.where(X[:, 0] + 0.3 * X[:, 1] ** 2 > 0.6, 1.0, -1.0)  # a boundary off the origin
+    return X, y, cr.sample_patterns(X, num=8, key=jax.random.key(1)), 0.5
+
+
+@pytest.fixture(scope="module")
+def relu_logistic_reference(unbalanced):
+    X, y, D, beta = unbalanced
+    Xn, Dn, yn = map(np.asarray, (X, D, y))
+    p, d = Dn.shape[0], Xn.shape[1]
+    U, V, b = cp.Variable((p, d)), cp.Variable((p, d)), cp.Variable()
+    f = sum(cp.multiply(Dn[j], Xn @ (U[j] - V[j])) for j in range(p)) + b
+    cons = [cp.multiply(2 * Dn[j] - 1, Xn @ Z[j]) >= 0 for j in range(p) for Z in (U, V)]
+    obj = cp.sum(cp.logistic(-cp.multiply(yn, f))) + beta * sum(cp.norm(U[j]) + cp.norm(V[j]) for j in range(p))
+    return cp.Problem(cp.Minimize(obj), cons).solve(solver="CLARABEL"), float(b.value)
+
+
+@pytest.mark.parametrize("method", ["ipm", "admm", "matrix-free"])
+def test_relu_logistic_intercept_equals_its_cvxpy_formulation(unbalanced, relu_logistic_reference, method):
+    X, y, D, beta = unbalanced
+    ref, b_ref = relu_logistic_reference
+    sol = cr.solve_regularized(X, y, D, beta=beta, loss="logistic", intercept=True, method=method)
+    assert sol.ok and float(sol.gap) <= 1e-6
+    assert abs(float(sol.value) - ref) <= 1e-5 * ref
+    assert float(sol.intercept) == pytest.approx(b_ref, abs=1e-4)
+    assert abs(float(jnp.sum(sol.dual))) <= 1e-9 * float(jnp.linalg.norm(sol.dual))  # 1ᵀr = 0
+    # the reported value is the objective at (U, V, b)
+    f = cr.convex_fit(X, D, sol.U, sol.V) + sol.intercept
+    pen = jnp.sum(jnp.linalg.norm(sol.U, axis=1) + jnp.linalg.norm(sol.V, axis=1))
+    assert float(jnp.sum(jax.nn.softplus(-y * f)) + beta * pen) == pytest.approx(float(sol.value), rel=1e-10)
+    assert float(sol.value) < float(cr.solve_regularized(X, y, D, beta=beta, loss="logistic").value)
+
+
+def test_relu_logistic_beta_max_with_intercept_is_exact(unbalanced):
+    X, y, D, _ = unbalanced
+    bmax = float(cr.beta_max(X, y, D, loss="logistic", intercept=True))
+    at = cr.solve_regularized(X, y, D, beta=bmax, loss="logistic", intercept=True)
+    below = cr.solve_regularized(X, y, D, beta=0.95 * bmax, loss="logistic", intercept=True)
+    pos, neg = int(jnp.sum(y > 0)), int(jnp.sum(y < 0))
+    b0 = float(np.log(pos / neg))  # the zero network's intercept: the log-odds
+    zero = pos * float(jax.nn.softplus(-b0)) + neg * float(jax.nn.softplus(b0))
+    # at β_max the zero network (at the log-odds) is optimal; an interior point approaches it to the
+    # certified gap (its weights are O(√gap): the objective grows quadratically there)
+    assert float(at.value) == pytest.approx(zero, rel=2e-6)
+    assert float(at.intercept) == pytest.approx(b0, abs=1e-2)
+    # below it the optimum is strictly lower than the zero network's value, beyond the gap
+    assert float(below.value) < zero * (1 - 10 * float(below.gap)) and float(below.value) < zero - 1e-3

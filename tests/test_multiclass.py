@@ -104,3 +104,19 @@ def test_multiclass_bad_input(data):
         cr.solve_gated(X, Y[:5], D, beta=0.5, loss="softmax")
     with pytest.raises(NotImplementedError, match="multi-output"):
         jax.grad(lambda X: cr.solve_gated(X, Y, D, beta=0.5, loss="softmax").value)(X)
+
+
+def test_squared_outputs_stack_under_jit_and_warm_start(data):
+    """c separate outputs: the sum of the outputs' programs under jit, and a stacked warm start."""
+    X, labels, D = data
+    Y = jnp.asarray(np.eye(3)[labels])
+    beta = 0.3
+    sol = cr.solve_regularized(X, Y, D, beta=beta)
+    each = [cr.solve_regularized(X, Y[:, k], D, beta=beta) for k in range(3)]
+    assert sol.ok and sol.patterns.shape == D.shape and sol.U.shape == (3, 6, 3)
+    assert float(sol.value) == pytest.approx(sum(float(s.value) for s in each), rel=1e-6)
+    assert float(sol.gap) == pytest.approx(max(float(s.gap) for s in each))
+    jitted = jax.jit(lambda X: cr.solve_regularized(X, Y, D, beta=beta).value)(X)
+    assert float(jitted) == pytest.approx(float(sol.value), rel=1e-6)
+    warm = cr.solve_regularized(X, Y, D, beta=beta, init=sol)  # each output warm-started from its own blocks
+    assert warm.ok and float(warm.value) == pytest.approx(float(sol.value), rel=1e-6)

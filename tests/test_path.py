@@ -105,5 +105,12 @@ def test_cli_fit_and_path(tmp_path, capsys):
     with_b = json.loads(capsys.readouterr().out)
     assert with_b["status"] == "optimal" and with_b["objective"] <= one["objective"] * (1 + 1e-6)
     assert with_b["intercept"] is True and one["intercept_b"] == 0.0
+    # the ReLU program's logistic intercept, against its program without one
+    relu = [args + ["--model", "relu", "--beta", "1.0", "--json"] + extra for extra in ([], ["--intercept"])]
+    assert cli.main(relu[0]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert cli.main(relu[1]) == 0
+    with_b = json.loads(capsys.readouterr().out)
+    assert with_b["status"] == "optimal" and with_b["objective"] <= plain["objective"] * (1 + 1e-6)
     with pytest.raises(SystemExit):
         cli.main(["--no-cache", "fit", "--data", "breast_cancer"])  # no --beta and no --path
