@@ -153,9 +153,10 @@ def logistic_prox(v, y, sigma):
 
 
 def _prox_w(v, y, rho, program, offset):
-    """The prox of the w-term; the logistic loss' fixed ``offset`` o: ``prox_{ℓ(· + o)}(v) = prox_ℓ(v + o) - o``."""
+    """The prox of the w-term, with the fit's fixed ``offset`` o: the projection onto
+    ``y ⊙ (w + o) ≥ 1`` (max-margin); ``prox_{ℓ(· + o)}(v) = prox_ℓ(v + o) - o`` (logistic)."""
     if program == "max-margin":
-        return y * jnp.maximum(y * v, 1.0)
+        return y * jnp.maximum(y * v, 1.0 - y * offset)
     if program == "regularized-squared":
         return (y + rho * v) / (1.0 + rho)
     return logistic_prox(v + offset, y, rho) - offset
@@ -250,7 +251,7 @@ def _farkas(prob: AdmmProblem, cand: Candidate, status, v_new: AdmmIterate, v_ol
     data = prob.data
     mu_r = jnp.maximum(-data.ys * rho * (v_new.lw - v_old.lw), 0.0)
     nu_r = jnp.maximum(-rho * (v_new.ls - v_old.ls), 0.0)
-    eps = prog.max_margin_infeasibility(data.X, data.y, data.D, mu_r, nu_r)
+    eps = prog.max_margin_infeasibility(data.X, data.y, data.D, mu_r, nu_r, data.offset)
     return accept_farkas(cand, status, eps, mu_r, nu_r, prob.infeasible_tol)
 
 

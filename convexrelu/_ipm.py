@@ -285,7 +285,7 @@ def ipm_problem(data: ScaledProblem, tol, infeasible_tol, max_iters, progress=No
     zq = jnp.zeros((2 * p, d + 1), dtype)
     if mm:
         c = zq.at[:, 0].set(1.0)
-        h = _Pt(-jnp.ones((n,), dtype), jnp.zeros((2 * p, n), dtype), zq)
+        h = _Pt(data.ys * data.offset - 1.0, jnp.zeros((2 * p, n), dtype), zq)  # y ⊙ (A z + o) ≥ 1
     else:
         c = zq.at[:, 0].set(data.beta_s)
         h = _Pt(jnp.zeros((0,), dtype), jnp.zeros((2 * p, n), dtype), zq)

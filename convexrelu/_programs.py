@@ -100,10 +100,11 @@ def cone_violation(
 
 
 def margin_violation(
-    X: Float[Array, "n d"], y: Float[Array, " n"], D: Bool[Array, "p n"], U, V
+    X: Float[Array, "n d"], y: Float[Array, " n"], D: Bool[Array, "p n"], U, V, offset=0.0
 ) -> Float[Array, ""]:
-    """Margin violation ``max_i (1 - y_i f_i)_+`` (already relative: the right-hand side is 1)."""
-    return jnp.max(jax.nn.relu(1.0 - y * convex_fit(X, D, U, V)))
+    """Margin violation ``max_i (1 - y_i (f_i + o))_+`` (already relative: the right-hand side is 1),
+    ``o`` a fixed ``offset`` of the fit (an intercept held fixed; 0: none)."""
+    return jnp.max(jax.nn.relu(1.0 - y * (convex_fit(X, D, U, V) + offset)))
 
 
 def constraint_violation(
@@ -114,8 +115,9 @@ def constraint_violation(
     V: Float[Array, "p d"],
     *,
     program: ProgramName = "max-margin",
+    offset=0.0,
 ) -> Float[Array, ""]:
-    """Relative constraint violation, ``ConvexSolution.residual``.
+    """Relative constraint violation, ``ConvexSolution.residual`` (``offset``: of the max-margin fit).
 
     Regularized programs: :func:`cone_violation`. Max-margin program: the max of
     :func:`margin_violation` and the cone violation ``max_{b,i} (-S_b ⊙ X z_b)_+`` measured, like
@@ -125,7 +127,7 @@ def constraint_violation(
     Both measures are invariant under scaling the data."""
     if program == "max-margin":
         cv = jnp.max(jax.nn.relu(-cone_values(X, D, U, V)))
-        return jnp.maximum(cv, margin_violation(X, y, D, U, V))
+        return jnp.maximum(cv, margin_violation(X, y, D, U, V, offset))
     return cone_violation(X, D, U, V)
 
 
@@ -163,18 +165,20 @@ def max_margin_dual_objective(
     D: Bool[Array, "p n"],
     mu: Float[Array, " n"],
     nu: Float[Array, "2 p n"],
+    offset=0.0,
 ) -> Float[Array, ""]:
     """A valid lower bound on ``P*`` from any multipliers: ``1ᵀμ⁺ / max_b ‖g_b(μ⁺, ν⁺)‖``.
 
     ``μ⁺ = max(μ, 0)``, ``ν⁺ = max(ν, 0)``. Dividing by ``c = max_b ‖g_b‖`` puts ``(μ⁺, ν⁺)/c``
     on the dual feasible set (the constraints are positively homogeneous), so by weak duality the
     result is ``≤ P*``. Returns ``0`` when ``μ⁺ = 0`` and ``+inf`` when ``1ᵀμ⁺ > 0`` and
-    ``c = 0`` (a Farkas ray: the primal is infeasible).
+    ``c = 0`` (a Farkas ray: the primal is infeasible). With a fixed ``offset`` ``o`` of the fit
+    (margins ``y ⊙ (f + o) ≥ 1``) the dual objective is ``μᵀ(1 - y ⊙ o)``, and its positive part.
     """
     mu = jax.nn.relu(mu)
     nu = jax.nn.relu(nu)
     c = dual_norm(X, D, y * mu, nu)
-    s = jnp.sum(mu)
+    s = jnp.maximum(jnp.sum(mu * (1.0 - y * offset)), 0.0)
     return jnp.where(c > 0, s / jnp.where(c > 0, c, 1.0), jnp.where(s > 0, jnp.inf, 0.0))
 
 
@@ -184,14 +188,15 @@ def max_margin_infeasibility(
     D: Bool[Array, "p n"],
     mu: Float[Array, " n"],
     nu: Float[Array, "2 p n"],
+    offset=0.0,
 ) -> Float[Array, ""]:
-    """Farkas residual of a candidate infeasibility ray ``(μ, ν) ≥ 0``.
+    """Farkas residual of a candidate infeasibility ray ``(μ, ν) ≥ 0`` (``offset``: of the fit).
 
     Returns ``max_b ‖g_b(μ⁺, ν⁺)‖ / (1ᵀμ⁺ · max_i ‖x_i‖)`` (``+inf`` when ``μ⁺ = 0``). The value
     ``ε`` certifies ``P* ≥ 1 / (ε max_i ‖x_i‖)`` by weak duality; ``ε = 0`` is an exact Farkas
     certificate that the max-margin program is infeasible (``y ⊙ f ≥ 1`` impossible on the cones).
     """
-    return farkas_residual(X, max_margin_dual_objective(X, y, D, mu, nu))
+    return farkas_residual(X, max_margin_dual_objective(X, y, D, mu, nu, offset))
 
 
 def farkas_residual(X: Float[Array, "n d"], dual_value: Float[Array, ""]) -> Float[Array, ""]:
@@ -372,15 +377,15 @@ def optimality(
     max-margin program, so data multiplied by 1e±300 (and ``β`` with them) get the certificate
     they get at scale 1. Only a value beyond float range is reported as ``inf``.
 
-    ``offset`` (regularized programs): a fixed offset ``o`` of the fit, ``ℓ(f + o, y)``, an
-    intercept held fixed (:mod:`convexrelu._intercept`); for the squared loss it is the target
-    ``y - o``.
+    ``offset``: a fixed offset ``o`` of the fit, an intercept held fixed (:mod:`convexrelu._intercept`):
+    the loss ``ℓ(f + o, y)`` (for the squared loss the target ``y - o``), or the margins
+    ``y ⊙ (f + o) ≥ 1``.
     """
     if program == "max-margin":
         sx = rms(X, X.shape[0])
         Xs, zu, zv, a, nu = X / sx, U * sx, V * sx, dual * sx, cone_dual * sx
         value = max_margin_objective(zu, zv)
-        dval = max_margin_dual_objective(Xs, y, D, a, nu)
+        dval = max_margin_dual_objective(Xs, y, D, a, nu, offset)
         k, floor = 1.0 / sx, 1.0
     else:
         loss = loss_of_program(program)
@@ -391,7 +396,7 @@ def optimality(
         dval = regularized_dual_objective(Xs, ys, D, a, nu, beta=bs, loss=loss, offset=offset)
         floor = 1.0 / k  # the original units' 1, in normalized units
     gap = duality_gap(value, dval, floor)
-    return Optimality(value * k, dval * k, gap, constraint_violation(Xs, y, D, zu, zv, program=program))
+    return Optimality(value * k, dval * k, gap, constraint_violation(Xs, y, D, zu, zv, program=program, offset=offset))
 
 
 def lagrangian(

@@ -60,7 +60,8 @@ def scale_problem(X, y, D, beta, program: str, offset=0.0) -> ScaledProblem:
     ``s_y = sqrt(mean y²)`` (a zero scale is taken as 1); ``β_s = β / (s_x s_y)`` (1 for max-margin).
     A fixed ``offset`` ``o`` of the fit (regularized programs: an intercept held fixed) is, for the
     squared loss, the target ``y - o`` (``y`` is that target from here on); the logistic loss keeps
-    it, ``ℓ(f + o, y)`` (the fit is unscaled: ``A_s z = A (u - v)``)."""
+    it, ``ℓ(f + o, y)``, and so do the max-margin program's margins ``y ⊙ (f + o) ≥ 1`` (the fit is
+    unscaled: ``A_s z = A (u - v)``)."""
     dtype = X.dtype
     sx = prog.rms(X, X.shape[0])
     offset = jnp.asarray(offset, dtype)
@@ -77,7 +78,8 @@ def feasible_candidate(prob: ScaledProblem, Zu, Zv, mu_s, nu_s):
     """Map scaled blocks ``(Zu, Zv)`` and multipliers to ``(U, V, dual, ν)`` of the original program.
 
     Max-margin: ``(U, V) = c (Zu, Zv) / s_x`` with ``c = 1 / min_i y_i f_i`` when positive, so the
-    margin constraints hold exactly (the objective is 1-homogeneous); ``μ = μ_s / s_x``,
+    margin constraints hold exactly (the objective is 1-homogeneous; with a fixed offset ``o`` the
+    smallest ``c`` with ``c y ⊙ f ≥ 1 - y ⊙ o``, :func:`_margin_scale`); ``μ = μ_s / s_x``,
     ``ν = ν_s / s_x``. Regularized: ``(U, V) = (s_y / s_x)(Zu, Zv)``; for the squared loss the best
     point on that ray, ``c = max(0, (fᵀy - β Σ‖·‖) / fᵀf)`` (closed form); ``dual = r = -∇_f ℓ`` at
     the candidate's fit, ``ν = s_y ν_s``.
@@ -85,8 +87,7 @@ def feasible_candidate(prob: ScaledProblem, Zu, Zv, mu_s, nu_s):
     X, y, D = prob.X, prob.y, prob.D
     if prob.program == "max-margin":
         U, V = Zu / prob.sx, Zv / prob.sx
-        m = jnp.min(y * prog.convex_fit(X, D, U, V))
-        c = jnp.where(m > 0, 1.0 / jnp.where(m > 0, m, 1.0), 1.0)
+        c = _margin_scale(y * prog.convex_fit(X, D, U, V), 1.0 - y * prob.offset)
         return c * U, c * V, mu_s / prob.sx, nu_s / prob.sx
     loss = prog.loss_of_program(prob.program)
     U, V = Zu * (prob.sy / prob.sx), Zv * (prob.sy / prob.sx)
@@ -97,6 +98,18 @@ def feasible_candidate(prob: ScaledProblem, Zu, Zv, mu_s, nu_s):
         c = jnp.where(ff > 0, jnp.maximum(c, 0.0), 1.0)
         U, V, f = c * U, c * V, c * f
     return U, V, prog.negative_loss_gradient(f + prob.offset, y, loss), nu_s * prob.sy
+
+
+def _margin_scale(m, h):
+    """The smallest ``c ≥ 0`` with ``c m ≥ h`` (margins ``m = y ⊙ f``, right-hand sides ``h = 1 - y ⊙ o``):
+    ``1 / min m`` without an offset. Rows with ``h > 0`` need ``m > 0`` and bound ``c`` below, rows
+    with ``h ≤ 0 > m`` bound it above; where no ``c`` satisfies all rows, ``1`` (the violation is
+    then reported)."""
+    need = h > 0
+    safe = jnp.where(m != 0, m, 1.0)
+    lo = jnp.max(jnp.where(need, jnp.where(m > 0, h / safe, jnp.inf), 0.0))
+    hi = jnp.min(jnp.where(~need & (m < 0), h / safe, jnp.inf))
+    return jnp.where(jnp.isfinite(lo) & (lo <= hi), lo, 1.0)
 
 
 def score(prob: ScaledProblem, Zu, Zv, mu_s, nu_s, tol):

@@ -28,7 +28,7 @@ from . import _admm, _ipm, _matrix_free
 from . import _programs as prog
 from ._admm import admm_solve
 from ._implicit import differentiable_solve
-from ._intercept import profile_intercept, require_concrete
+from ._intercept import profile_intercept, profile_margin_intercept, require_concrete
 from ._ipm import ipm_solve, uses_host_gram
 from ._jit import solver_jit
 from ._matrix_free import chunk_size, matrix_free_solve
@@ -214,13 +214,13 @@ def _verify_on_host(X, y, D, U, V, dual, nu, beta, offset, status, *, program, t
         X, y, U, V, dual, nu, beta, offset = map(_to_float64, (X, y, U, V, dual, nu, beta, offset))
         D = jnp.asarray(np.asarray(D))
         if program == "max-margin":
-            opt = prog.optimality(X, y, D, U, V, dual, nu, program=program, beta=beta)
+            opt = prog.optimality(X, y, D, U, V, dual, nu, program=program, beta=beta, offset=offset)
         else:  # the same formulas over chunks of patterns: no (2, p, n) float64 temporaries
             opt = _matrix_free.chunked_optimality(X, y, D, U, V, dual, nu, program=program, beta=beta, offset=offset)
         value, gap, residual = float(opt.value), float(opt.gap), float(opt.residual)
         code = int(status)
         if code == RESULTS.infeasible:
-            value, gap = np.inf, float(prog.max_margin_infeasibility(X, y, D, dual, nu))
+            value, gap = np.inf, float(prog.max_margin_infeasibility(X, y, D, dual, nu, offset))
             holds = gap <= infeasible_tol
         else:
             holds = code != RESULTS.optimal or (gap <= tol and residual <= tol)
@@ -290,6 +290,7 @@ def solve_max_margin(
     infeasible_tol: float | None = None,
     method: Literal["auto", "ipm", "admm"] = "auto",
     progress: Callable[[Array, Array], None] | None = None,
+    intercept: bool = False,
 ) -> ConvexSolution:
     """Solve the convex max-margin program on the patterns ``D`` (Wang & Pilanci 2021).
 
@@ -328,6 +329,17 @@ def solve_max_margin(
             a live display (the CLI's progress line). ``gap`` is the scored relative gap, or the
             iterate's relative complementarity, which tracks it, between scores. A different
             callable compiles the solver anew; ``None`` (default) adds nothing to the program.
+        intercept: an unregularized intercept ``b``: margins ``y ⊙ (Σ_j D_j X(u_j - v_j) + b) ≥ 1``
+            (``sol.intercept``). A search on ``b``, one solve per trial (each the program with the
+            offset ``b``), certified by multipliers balanced to the intercept's dual constraint
+            ``yᵀμ = 0`` (:func:`convexrelu._intercept.profile_margin_intercept`); infeasible trials
+            bound ``b`` by their Farkas rays, so data that no bias-free network on ``D`` separates
+            can still be separated with ``b``. On the host (not under ``jit``/``vmap``/``grad``),
+            no warm start; the interior point (``"auto"``) is its method, as ADMM needs many
+            iterations on the infeasible trials. Each trial has ``max_iters`` (default 500, for the
+            ADMM continuation of a stalled interior point too); a trial that stalls ends the
+            search with its status (degenerate data at a ``tol`` near the interior point's floor:
+            loosen ``tol``). Default off (the theory's bias-free program).
 
     Returns:
         A :class:`ConvexSolution` with ``program="max-margin"``: ``U, V``, ``value = Σ‖u_j‖+‖v_j‖``
@@ -347,6 +359,11 @@ def solve_max_margin(
     """
     X, y = check_Xy(X, y)
     D = check_patterns(D, X.shape[0])
+    if intercept:
+        return _margin_intercept(
+            X, y, D, tol=tol, max_iters=max_iters, throw=throw, init=init, check_every=check_every,
+            infeasible_tol=infeasible_tol, method=method, progress=progress,
+        )
     return differentiable_solve(  # implicit gradients in X (_implicit), around the solve
         _run, X, y, D, 0.0, "max-margin", tol=tol, max_iters=max_iters, throw=throw, init=init,
         check_every=check_every, infeasible_tol=infeasible_tol, method=method, progress=progress,
@@ -371,6 +388,27 @@ def _with_intercept(X, y, D, beta, loss, *, tol, max_iters, throw, init, check_e
         return prog.optimality(X, y, D, sol.U, sol.V, r, sol.cone_dual, program=program, beta=beta, offset=b)
 
     sol = profile_intercept(solve, certify, y, loss=loss, tol=tol)
+    return _raise_on_status(sol) if throw else sol
+
+
+def _margin_intercept(X, y, D, *, tol, max_iters, throw, init, check_every, infeasible_tol, method, progress):
+    """:func:`solve_max_margin` with an unregularized intercept (:func:`profile_margin_intercept`):
+    each trial ``b`` one solve of the max-margin program with the margins ``y ⊙ (f + b) ≥ 1``."""
+    require_concrete(X, y)
+    if init is not None:
+        raise ValueError("intercept=True searches the intercept from scratch: init= is not taken")
+    tol = _check_options(tol, max_iters, check_every, X.dtype)[0]
+
+    def solve(b, inner_tol):  # a stalled interior point's hand-off to ADMM gets as many iterations, not 50 000
+        return _run(
+            X, y, D, 0.0, "max-margin", tol=inner_tol, max_iters=max_iters or _ipm.MAX_ITERS, throw=False, init=None,
+            check_every=check_every, infeasible_tol=infeasible_tol, method=method, progress=progress, offset=b,
+        )
+
+    def certify(b, sol, mu, nu):
+        return prog.optimality(X, y, D, sol.U, sol.V, mu, nu, program="max-margin", offset=b)
+
+    sol = profile_margin_intercept(solve, certify, y, tol=tol)
     return _raise_on_status(sol) if throw else sol
 
 

@@ -376,6 +376,7 @@ def _solution_summary(args, sol, D, exact, X, times) -> dict:
         "gap": _float(sol.gap),
         "residual": _float(sol.residual),
         "iterations": int(np.asarray(sol.iterations)),
+        "intercept_b": _float(np.asarray(sol.intercept)),
         "gamma_star": 1 / (2 * value) if args.program == "max-margin" and status == "optimal" else None,
         "times_s": times,  # wall time of each run; the first includes compilation
     }
@@ -387,6 +388,8 @@ def _print_solution(r: dict) -> None:
     pat = r["patterns"]
     print(f"patterns  : {pat['count']} ({'all, enumerated' if pat['exact'] else 'sampled'}); active blocks {r['active_blocks']}")
     print(f"value     : {r['value']:.10g}")
+    if r["intercept_b"] != 0.0:
+        print(f"intercept : {r['intercept_b']:.10g}   (unregularized)")
     print(f"status    : {r['status']}")
     print(f"gap       : {r['gap']:.2e}   residual {r['residual']:.2e}   iterations {r['iterations']}")
     t = r["times_s"]
@@ -422,8 +425,10 @@ def solve(args) -> int:
 
     def run():
         if args.program == "max-margin":
-            return cr.solve_max_margin(X, y, D, tol=args.tol, throw=False, progress=progress)
-        return cr.solve_regularized(X, y, D, beta=args.beta, loss=args.loss, tol=args.tol, throw=False, progress=progress)
+            return cr.solve_max_margin(X, y, D, tol=args.tol, throw=False, progress=progress, intercept=args.intercept)
+        return cr.solve_regularized(
+            X, y, D, beta=args.beta, loss=args.loss, tol=args.tol, throw=False, progress=progress, intercept=args.intercept
+        )
 
     times = []
     for k in range(args.repeat):
@@ -737,6 +742,7 @@ def _add_solve(sub) -> None:
     s.add_argument("--program", choices=("max-margin", "regularized"), default="max-margin", help="which convex program (default: %(default)s)")
     s.add_argument("--beta", type=_positive(float), default=None, help="regularization strength β weighting Σ_j ‖u_j‖ + ‖v_j‖ (no default: required with --program regularized)")
     s.add_argument("--loss", choices=("squared", "logistic"), default="squared", help="loss of the regularized program (default: %(default)s)")
+    s.add_argument("--intercept", action="store_true", help="an unregularized intercept b in the program: f = Σ_j D_j X(u_j - v_j) + b, margins y ⊙ (f + b) ≥ 1 (default: off, bias-free)")
     s.add_argument("--n", type=_positive(int), default=None, help=_N_HELP)
     s.add_argument("--d", type=_positive(int), default=None, help=_D_HELP)
     s.add_argument("--patterns", type=_positive(int), default=1000, help="number of gates to sample when the patterns are not enumerated (default: %(default)s)")

@@ -108,6 +108,13 @@ def test_solve_json_is_one_object_with_value_status_gap(data_file, capsys):
     assert rep["value"] == pytest.approx(float(ref.value), rel=1e-5)
     assert rep["patterns"] == {"count": D.shape[0], "exact": True} and rep["n"] == 10
     assert captured.err == ""  # --json: no progress line
+    # with an unregularized intercept: the same program as the library's, at most the bias-free value
+    assert cli.main(["solve", "--data", data_file, "--json", "--intercept"]) == 0
+    with_b = json.loads(capsys.readouterr().out)
+    ref_b = cr.solve_max_margin(jnp_f64(X), jnp_f64(y), D, intercept=True)
+    assert with_b["status"] == "optimal" and with_b["value"] == pytest.approx(float(ref_b.value), rel=1e-5)
+    assert with_b["intercept_b"] == pytest.approx(float(ref_b.intercept), abs=1e-4)
+    assert with_b["value"] <= rep["value"] * (1 + 1e-6)
 
 
 def jnp_f64(a):

@@ -179,3 +179,51 @@ def test_relu_logistic_beta_max_with_intercept_is_exact(unbalanced):
     assert float(at.intercept) == pytest.approx(b0, abs=1e-2)
     # below it the optimum is strictly lower than the zero network's value, beyond the gap
     assert float(below.value) < zero * (1 - 10 * float(below.gap)) and float(below.value) < zero - 1e-3
+
+
+def _max_margin_reference(X, y, D):
+    Xn, Dn, yn = map(np.asarray, (X, D, y))
+    p, d = Dn.shape[0], Xn.shape[1]
+    U, V, b = cp.Variable((p, d)), cp.Variable((p, d)), cp.Variable()
+    f = sum(cp.multiply(Dn[j], Xn @ (U[j] - V[j])) for j in range(p)) + b
+    cons = [cp.multiply(2 * Dn[j] - 1, Xn @ Z[j]) >= 0 for j in range(p) for Z in (U, V)] + [cp.multiply(yn, f) >= 1]
+    value = cp.Problem(cp.Minimize(sum(cp.norm(U[j]) + cp.norm(V[j]) for j in range(p))), cons).solve(solver="CLARABEL")
+    return value, float(b.value)
+
+
+@pytest.mark.parametrize(
+    ("seed", "threshold"),
+    [(3, 0.6), (4, 0.0), (5, 1.0)],
+    ids=["infeasible-without-intercept", "feasible-without", "optimum-at-the-feasible-boundary"],
+)
+def test_max_margin_intercept_equals_its_cvxpy_formulation(seed, threshold):
+    X = jax.random.normal(jax.random.key(seed), (30, 3))
+    y = jnp.where(X[:, 0] + 0.3 * X[:, 1] ** 2 > threshold, 1.0, -1.0)
+    D = cr.sample_patterns(X, num=8, key=jax.random.key(1))
+    ref, b_ref = _max_margin_reference(X, y, D)
+    sol = cr.solve_max_margin(X, y, D, intercept=True)
+    assert sol.ok and float(sol.gap) <= 1e-6 and float(sol.residual) <= 1e-6
+    assert abs(float(sol.value) - ref) <= 2e-6 * ref
+    assert float(sol.intercept) == pytest.approx(b_ref, abs=1e-3)
+    # the certificate's multipliers satisfy the intercept's dual constraint yᵀμ = 0
+    assert abs(float(jnp.sum(y * sol.dual))) <= 1e-9 * float(jnp.sum(sol.dual))
+    f = cr.convex_fit(X, D, sol.U, sol.V) + sol.intercept
+    assert float(jnp.min(y * f)) >= 1 - 1e-6  # the margins, with b
+    plain = cr.solve_max_margin(X, y, D, throw=False)
+    assert float(sol.value) <= float(plain.value) * (1 + 1e-6)  # b = 0 is feasible when plain is (else inf)
+    # flipping the labels flips the intercept (swap u and v: f ↦ -f at the same cost)
+    flipped = cr.solve_max_margin(X, -y, D, intercept=True)
+    assert float(flipped.value) == pytest.approx(float(sol.value), rel=2e-6)
+    assert float(flipped.intercept) == pytest.approx(-float(sol.intercept), abs=1e-3)
+
+
+def test_max_margin_intercept_infeasible_and_bad_use():
+    X = jnp.array([[1.0, 0.5], [1.0, 0.5], [-0.3, 1.0], [0.2, -1.0]])
+    y = jnp.array([1.0, -1.0, 1.0, -1.0])  # a point with both labels: no fit separates it, whatever b
+    D = cr.enumerate_patterns(X)
+    sol = cr.solve_max_margin(X, y, D, intercept=True, throw=False)
+    assert sol.status_name == "infeasible"
+    with pytest.raises(ValueError, match="infeasible"):
+        cr.solve_max_margin(X, y, D, intercept=True)
+    with pytest.raises(ValueError, match="outside jit"):
+        jax.jit(lambda X: cr.solve_max_margin(X, y, D, intercept=True).value)(X)
