@@ -180,17 +180,26 @@ def _balanced(a, b):
     """Multipliers ``(μ, ν)`` with ``yᵀμ = 0`` from two points on either side, each ``(h, solution,
     ray)`` with ``h = yᵀμ`` of opposite signs: a convex combination of two dual points, or a dual
     point plus a multiple of a Farkas ray (whose dual blocks ``g`` are zero: it keeps dual
-    feasibility). ``None`` when both are rays."""
+    feasibility); two rays combine to a ray with ``yᵀμ = 0`` (``1ᵀμ = 1``), a Farkas ray of the
+    intercept program. ``None`` for one point (``h = 0``)."""
     (ha, sa, ray_a), (hb, sb, ray_b) = a, b
-    if (ray_a and ray_b) or ha == hb:  # two rays; or one point with yᵀμ = 0 (already balanced)
+    if ha == hb:  # one point with yᵀμ = 0 (already balanced)
         return None
+    if ray_a and ray_b:  # a ray of the intercept program: 1ᵀμ = 1
+        wa, wb = -hb / (ha - hb), ha / (ha - hb)
+        mu = wa * sa.dual + wb * sb.dual
+        total = jnp.sum(mu)
+        return mu / total, (wa * sa.cone_dual + wb * sb.cone_dual) / total
     if ray_a:
         (ha, sa, ray_a), (hb, sb, ray_b) = b, a
     wa, wb = (1.0, -ha / hb) if ray_b else (-hb / (ha - hb), ha / (ha - hb))
     return wa * sa.dual + wb * sb.dual, wa * sa.cone_dual + wb * sb.cone_dual
 
 
-def profile_margin_intercept(solve: Callable, certify: Callable, y, *, tol: float, max_outer: int = MAX_MARGIN_OUTER):
+def profile_margin_intercept(
+    solve: Callable, certify: Callable, farkas: Callable, y, *, tol: float, infeasible_tol: float,
+    max_outer: int = MAX_MARGIN_OUTER,
+):
     """The max-margin program with an unregularized intercept,
     ``min Σ‖u_j‖ + ‖v_j‖ s.t. y ⊙ (f + b) ≥ 1`` (cones as before), by a search on ``b``.
 
@@ -215,6 +224,9 @@ def profile_margin_intercept(solve: Callable, certify: Callable, y, *, tol: floa
         solve: ``solve(b, tol) -> ConvexSolution`` of the program with the offset ``b`` (``throw=False``).
         certify: ``certify(b, solution, μ, ν) -> Optimality`` of ``solution``'s primal at ``b`` against
             the multipliers.
+        farkas: ``farkas(μ, ν)``, the Farkas residual of a ray of the program without offset
+            (:func:`convexrelu.max_margin_infeasibility`); two rays on either side combine to one
+            with ``yᵀμ = 0``, infeasible when it is ``≤ infeasible_tol``.
         y: the labels ±1. tol: the relative gap and violation to certify.
 
     Returns:
@@ -253,9 +265,15 @@ def profile_margin_intercept(solve: Callable, certify: Callable, y, *, tol: floa
             H, above, feasible_ends[1] = b, (h, sol, ray), not ray
         hint = float(jnp.sum(sol.dual)) / h if ray else None  # the ray's own cut 1ᵀμ = b yᵀμ (up to its residual)
         sides.append(h > 0)
-        if best is not None:  # the best primal against the balanced multipliers
-            pairs = [(sol.dual, sol.cone_dual)] if not ray and h == 0.0 else []
-            if below is not None and above is not None:
+        if below is not None and above is not None and below[2] and above[2]:
+            mu, nu = _balanced(below, above)
+            if float(farkas(mu, nu)) <= infeasible_tol:  # no b is feasible
+                status, sol = RESULTS.infeasible, eqx.tree_at(lambda t: (t.dual, t.cone_dual), sol, (mu, nu))
+                break
+        if best is not None:  # the best primal against the balanced multipliers (and μ = 0: bound 0)
+            pairs = [(jnp.zeros_like(sol.dual), jnp.zeros_like(sol.cone_dual))]
+            pairs += [(sol.dual, sol.cone_dual)] if not ray and h == 0.0 else []
+            if below is not None and above is not None and not (below[2] and above[2]):
                 pair = _balanced(below, above)
                 pairs += [] if pair is None else [pair]
             for mu, nu in pairs:
@@ -274,11 +292,11 @@ def profile_margin_intercept(solve: Callable, certify: Callable, y, *, tol: floa
                 b = L - below[0] * (H - L) / (above[0] - below[0])
             else:
                 b = 0.5 * (L + H)
-        elif np.isfinite(L):  # expand upwards, to the ray's cut when it points further
-            b = hint if hint is not None and hint > L else L + step
+        elif np.isfinite(L):  # expand upwards, at least to the ray's cut
+            b = max(L + step, hint if hint is not None else -np.inf)
             step *= 2.0
         else:
-            b = hint if hint is not None and hint < H else H - step
+            b = min(H - step, hint if hint is not None else np.inf)
             step *= 2.0
     else:
         status = RESULTS.max_iters

@@ -408,7 +408,11 @@ def _margin_intercept(X, y, D, *, tol, max_iters, throw, init, check_every, infe
     def certify(b, sol, mu, nu):
         return prog.optimality(X, y, D, sol.U, sol.V, mu, nu, program="max-margin", offset=b)
 
-    sol = profile_margin_intercept(solve, certify, y, tol=tol)
+    def farkas(mu, nu):
+        return prog.max_margin_infeasibility(X, y, D, mu, nu)
+
+    itol = FARKAS_TOL if infeasible_tol is None else float(infeasible_tol)
+    sol = profile_margin_intercept(solve, certify, farkas, y, tol=tol, infeasible_tol=itol)
     return _raise_on_status(sol) if throw else sol
 
 

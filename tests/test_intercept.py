@@ -227,3 +227,11 @@ def test_max_margin_intercept_infeasible_and_bad_use():
         cr.solve_max_margin(X, y, D, intercept=True)
     with pytest.raises(ValueError, match="outside jit"):
         jax.jit(lambda X: cr.solve_max_margin(X, y, D, intercept=True).value)(X)
+    # two points that no pattern activates (f = 0 there), of opposite labels: b ≥ 1 and b ≤ -1
+    X2 = jax.random.normal(jax.random.key(0), (12, 3))
+    y2 = jnp.where(X2[:, 0] > 0, 1.0, -1.0).at[0].set(1.0).at[1].set(-1.0)
+    D2 = cr.sample_patterns(X2, num=10, key=jax.random.key(1)).at[:, :2].set(False)
+    assert cr.solve_max_margin(X2, y2, D2, intercept=True, throw=False).status_name == "infeasible"
+    # one label only: the zero network with b ≥ 1 is optimal, P* = 0
+    ones = cr.solve_max_margin(X2, jnp.ones(12), D2, intercept=True)
+    assert float(ones.value) <= 1e-6 and float(ones.intercept) >= 1 - 1e-6
