@@ -240,7 +240,6 @@ def profile_margin_intercept(
     eps = float(np.finfo(np.dtype(y.dtype)).eps)
     below = above = None  # (h, solution, ray) nearest the root on either side: h = yᵀμ > 0, < 0
     L, H = -np.inf, np.inf  # the root lies in [L, H]
-    feasible_ends = [False, False]  # L, H set by optimal solves (not by infeasible ones)
     best, cert = None, None  # the feasible (b, solution) of least value; (Optimality, μ, ν) of it
     total, step, sides, status, b, sol, hint = 0, 1.0, [], None, 0.0, None, None
     for _ in range(max_outer):
@@ -260,9 +259,9 @@ def profile_margin_intercept(
         # the feasible b form an interval and P is convex there: an infeasible b with yᵀμ > 0 (or an
         # optimal one, whose subgradient is -yᵀμ) has the root above it, yᵀμ < 0 below it
         if h >= 0 and b >= L:
-            L, below, feasible_ends[0] = b, (h, sol, ray), not ray
+            L, below = b, (h, sol, ray)
         if h <= 0 and b <= H:
-            H, above, feasible_ends[1] = b, (h, sol, ray), not ray
+            H, above = b, (h, sol, ray)
         hint = float(jnp.sum(sol.dual)) / h if ray else None  # the ray's own cut 1ᵀμ = b yᵀμ (up to its residual)
         sides.append(h > 0)
         if below is not None and above is not None and below[2] and above[2]:
@@ -288,7 +287,7 @@ def profile_margin_intercept(
                 status = RESULTS.inaccurate
                 break
             same = len(sides) >= 2 and sides[-1] == sides[-2]
-            if all(feasible_ends) and not same:  # false position on yᵀμ
+            if not (below[2] or above[2] or same):  # both ends optimal solves: false position on yᵀμ
                 b = L - below[0] * (H - L) / (above[0] - below[0])
             else:
                 b = 0.5 * (L + H)
