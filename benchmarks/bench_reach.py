@@ -7,7 +7,8 @@ squared loss, ``λ = 1e-2`` in scnn's convention (``β = n λ``), ``n`` in ``--r
 a row runs in a fresh subprocess, so its peak resident memory (``ru_maxrss``) is its own. Ours:
 ``solve_regularized(..., method="matrix-free", tol=1e-4)``, compiled first, its iteration limit set
 from the measured cost of one iteration to fit ``--relu-budget`` seconds (status ``max_iters`` when
-the gap 1e-4 is not reached within it). scnn: ``ConvexReLU`` + ``AL`` (its defaults, but
+the gap 1e-4 is not reached within it; ``--relu-budget 0``, as in ``--quick``, keeps the solver's
+default limit, which does not depend on the machine's speed). scnn: ``ConvexReLU`` + ``AL`` (its defaults, but
 ``max_primal_iters = --peer-iters``), float64, capped at ``--peer-timeout`` seconds of wall clock,
 run up to ``n = --peer-max-n``; its objective and relative cone violation are scored by ours on
 its own gates. "ours ≤ scnn objective" is ours' time when its final objective is at or below
@@ -134,7 +135,8 @@ def _peak_mb():
 
 def relu_ours(n, d, p, lam, budget_s, dtype):
     """Ours, compiled first; the iteration limit fits ``budget_s`` from the measured cost of one
-    iteration (20 timed iterations after the warm-up)."""
+    iteration (20 timed iterations after the warm-up), or is the solver's default when
+    ``budget_s <= 0`` (a limit that does not depend on this machine's speed)."""
     X, y, G = gated_data(n, d, p)
     Xj, yj = jnp.asarray(X, dtype), jnp.asarray(y, dtype)
     D = jnp.asarray(X @ G.T >= 0).T
@@ -146,10 +148,10 @@ def relu_ours(n, d, p, lam, budget_s, dtype):
     _, t_first = timed(lambda: solve(2))  # compilation and two iterations
     probe, t_probe = timed(lambda: solve(22))
     per_iter = t_probe / 22
-    cap = max(22, int(budget_s / per_iter))
+    cap = max(22, int(budget_s / per_iter)) if budget_s > 0 else None
     sol, t = timed(lambda: solve(cap))
     return dict(ours_s=t, ours_status=sol.status_name, ours_gap=float(sol.gap), ours_residual=float(sol.residual),
-                ours_objective=float(sol.value) / n, ours_iters=int(sol.iterations), ours_iter_cap=cap,
+                ours_objective=float(sol.value) / n, ours_iters=int(sol.iterations), ours_iter_cap=cap or "default",
                 ours_s_per_iter=per_iter, ours_compile_s=t_first, ours_peak_mb=_peak_mb(), ours_dtype=str(jnp.dtype(dtype)))
 
 
@@ -382,7 +384,7 @@ def main(argv=None):
     ap.add_argument("--sizes", default="10000,100000:100", help="n (or n:p) of the gated rows, comma-separated")
     ap.add_argument("--p", type=int, default=500, help="gates of the gated rows")
     ap.add_argument("--relu-sizes", default="1000,10000,100000", help="n of the ReLU-program rows ('' for none)")
-    ap.add_argument("--relu-budget", type=float, default=300.0, help="seconds of iterations for ours per ReLU row")
+    ap.add_argument("--relu-budget", type=float, default=300.0, help="seconds of iterations for ours per ReLU row (0: the solver's default limit)")
     ap.add_argument("--peer-timeout", type=float, default=600.0, help="wall-clock cap of scnn AL per ReLU row")
     ap.add_argument("--peer-iters", type=int, default=10_000, help="scnn AL's max_primal_iters")
     ap.add_argument("--peer-max-n", type=int, default=10_000, help="largest n at which scnn AL runs")
@@ -408,7 +410,7 @@ def main(argv=None):
 
     relu = [(200, 5, 30)] if args.quick else [(int(t), 50, args.p) for t in args.relu_sizes.split(",") if t]
     for n, d, p in relu:
-        quick = dict(budget_s=20.0, peer_timeout_s=120.0, peer_iters=300)
+        quick = dict(budget_s=0.0, peer_timeout_s=120.0, peer_iters=300)  # the solver's own limit: machine-independent
         full = dict(budget_s=args.relu_budget, peer_timeout_s=args.peer_timeout, peer_iters=args.peer_iters)
         out["relu"].append(bench_relu(n, d, p, 1e-2, **(quick if args.quick else full), dtype=args.dtype,
                                       scnn=not args.no_scnn and n <= args.peer_max_n))
