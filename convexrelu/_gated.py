@@ -40,7 +40,7 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from ._cones import nnls
-from ._implicit import attach_gradients
+from ._implicit import attach_gradients, refuse_derivatives
 from ._intercept import profile_intercept, require_concrete
 from ._jit import solver_jit
 from ._programs import (
@@ -49,6 +49,7 @@ from ._programs import (
     conjugate_bound,
     convex_loss,
     duality_gap,
+    loss_domain,
     negative_loss_gradient,
     optimality,
 )
@@ -142,14 +143,6 @@ def gated_objective(X, y, D, W, *, beta, loss: Literal["squared", "logistic"] = 
     return convex_loss(gated_fit(X, D, W) + offset, y, loss) + beta * jnp.sum(jnp.linalg.norm(W, axis=-1))
 
 
-def _softmax_domain(r: Array, y: Array) -> Array:
-    """``r`` moved into the conjugate's domain (``y - r`` on the simplex, per sample)."""
-    q = jnp.clip(y - r, 0.0, None)
-    total = jnp.sum(q, axis=0, keepdims=True)
-    q = jnp.where(total > 0, q / jnp.where(total > 0, total, 1.0), y)
-    return y - q
-
-
 def gated_dual_norm(X, D, r) -> Float[Array, ""]:
     """``max_j ‖Xᵀ(D_j ⊙ r)‖`` over every output's blocks: ``r`` is dual feasible where it is at most
     β; at the zero network's ``r = -∇_f ℓ`` it is β_max, the smallest β whose solution is zero."""
@@ -160,10 +153,7 @@ def gated_dual_objective(X, y, D, r, *, beta, loss: Literal["squared", "logistic
     """A lower bound on the gated optimum from any ``r``: ``c = max_j ‖Xᵀ(D_j ⊙ r)‖ / β``, then
     :func:`conjugate_bound` (``r`` scaled by ``t ≤ 1/c`` is dual feasible). With a fixed ``offset``
     ``o`` in the fit the conjugate gains ``-t rᵀo`` (``ℓ(· + o)* (s) = ℓ*(s) - sᵀo``)."""
-    if loss == "logistic":
-        r = y * jnp.clip(y * r, 0.0, 1.0)
-    if loss == "softmax":
-        r = _softmax_domain(r, y)
+    r = loss_domain(r, y, loss)
     return conjugate_bound(r, y, gated_dual_norm(X, D, r) / beta, loss, offset)
 
 
@@ -469,7 +459,7 @@ def solve_gated(
     sol = _run_gated(X, y, D, beta, W0, tol, max_iters, jnp.zeros((), dt), loss=loss, check_every=check_every)
     sol = _raise_on_status(sol) if throw else sol
     if multi:  # no implicit derivatives of c outputs yet: differentiating raises instead of a silent zero
-        return eqx.tree_at(lambda t: t.value, sol, _not_differentiable(sol.value, X, y, jnp.asarray(beta, dt)))
+        return eqx.tree_at(lambda t: t.value, sol, refuse_derivatives(sol.value, X, y, jnp.asarray(beta, dt)))
     return attach_gradients(sol, X, y, beta)
 
 
@@ -485,21 +475,6 @@ def _run_gated(X, y, D, beta, W0, tol, max_iters, offset, *, loss, check_every) 
     return GatedSolution(
         W=s.W, patterns=D, value=s.value, dual=s.dual, gap=s.gap, status=s.status, iterations=s.iterations,
         beta=b, program=f"gated-{loss}",
-    )
-
-
-@jax.custom_jvp
-def _not_differentiable(value, *inputs):
-    """``value``; its derivative in ``inputs`` raises (multi-output solutions carry no implicit
-    derivatives yet, and a zero would be a silent wrong answer)."""
-    return value
-
-
-@_not_differentiable.defjvp
-def _not_differentiable_jvp(primals, tangents):
-    raise NotImplementedError(
-        "derivatives of a multi-output (c outputs) gated solution are not implemented: differentiate "
-        "each output's binary program (a single target column) instead"
     )
 
 

@@ -565,6 +565,21 @@ def differentiable_solve(run: Callable[..., ConvexSolution], X, y, D, beta, prog
     return attach_gradients(sol, X, y, beta)
 
 
+@jax.custom_jvp
+def refuse_derivatives(value, *inputs):
+    """``value``; its derivative in ``inputs`` raises: solutions with ``c`` outputs carry no
+    implicit derivatives yet, and a zero would be a silent wrong answer."""
+    return value
+
+
+@refuse_derivatives.defjvp
+def _refuse_derivatives_jvp(primals, tangents):
+    raise NotImplementedError(
+        "derivatives of a solution with c outputs are not implemented: differentiate one output's "
+        "program (a single target column, or the binary logistic program) instead"
+    )
+
+
 def active_set(sol: ConvexSolution, X: Float[Array, "n d"], y: Float[Array, " n"]) -> ActiveSet:
     """The active set that the implicit derivative of a solution fixes, with the ``degenerate``
     flag (see :class:`convexrelu.ActiveSet`): active blocks, tight cone rows, tight margins.
@@ -576,6 +591,8 @@ def active_set(sol: ConvexSolution, X: Float[Array, "n d"], y: Float[Array, " n"
     Returns:
         The :class:`convexrelu.ActiveSet`.
     """
+    if sol.program not in KINDS:
+        raise ValueError(f"active_set takes a solution of one output; {sol.program!r} has c outputs")
     dt = X.dtype
     W, nu, beta = _solution_arrays(sol, dt)
     _, active = kkt_system(X, jnp.asarray(y).astype(dt), sol.patterns, W, sol.dual.astype(dt), nu, beta, KINDS[sol.program])

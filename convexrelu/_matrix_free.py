@@ -39,6 +39,15 @@ pass, and certifies each iterate as a side effect. Its weakness, measured on tea
 (commit messages, ``benchmarks/results/reach.md``): it needs about ten times more iterations
 than ADMM with exact solves, as the multiplier updates converge slowly when the cones bind.
 
+Outputs: the softmax cross-entropy of ``c`` outputs (one-hot targets) couples the outputs through
+the loss only; every output has its own blocks, cone constraints and multipliers. So the iterate
+carries a leading output axis throughout, ``z (c, 2, p, d)``, ``ν (c, 2, p, n)``, fits ``(c, n)``
+(``c = 1`` for the squared and logistic losses): each output's pass over the patterns is the
+single-output pass, batched over that axis (:func:`_each_output`), and the loss, its gradient
+``r (c, n)`` and the certificate are evaluated on all outputs at once (the dual bound takes the
+largest block norm over every output). The loss' curvature bound is 1 (squared), ¼ (logistic)
+or ½ (softmax: ``‖∇² logsumexp‖ ≤ ½``).
+
 Memory: the operator ``W ↦ Σ_j D_j X w_j``, ``G`` and their adjoints are applied over chunks of
 patterns (``lax.fori_loop`` with dynamic slices of :data:`CHUNK_BYTES` each), never forming
 ``D_j X`` nor an ``n × n`` matrix: ``O(nd + pd)`` plus the boolean patterns and the multipliers
@@ -54,13 +63,25 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
-from ._programs import Optimality, conjugate_bound, duality_gap, group_norm, normalize_regularized
+from ._programs import (
+    Optimality,
+    conjugate_bound,
+    convex_loss,
+    duality_gap,
+    group_norm,
+    loss_domain,
+    loss_of_program,
+    negative_loss_gradient,
+    normalize_regularized,
+)
 from ._scaling import Candidate, SolverResult, scale_problem
 from ._solution import RESULTS, RUNNING
 
 MAX_ITERS = 20_000
 CHUNK_BYTES = 1 << 25
-"""Bytes of one chunk's ``(2, c, n)`` temporaries: patterns are processed ``c`` at a time."""
+"""Bytes of one chunk's ``(2, c, n)`` temporaries (of every output together): patterns are processed ``c`` at a time."""
+CURVATURE = {"squared": 1.0, "logistic": 0.25, "softmax": 0.5}
+"""A bound on the loss' curvature ``ℓ''`` in the fit (softmax: ``‖∇² logsumexp‖ ≤ ½``)."""
 _POWER_ITERS = 20
 _SAFETY = 1.1  # on the power-iteration estimate of ‖A‖² (a lower bound)
 _KAPPA = 0.5  # update ν when the subproblem's gap is below _KAPPA × the constraint error
@@ -70,9 +91,9 @@ _DELTA_MAX = 1e8
 _BACKTRACK, _GROW, _MAX_BACKTRACKS = 0.7, 1.25, 60  # R-FISTA's line search (as convexrelu.solve_gated)
 
 
-def chunk_size(p: int, n: int, itemsize: int) -> int:
-    """Patterns per chunk: ``(2, c, n)`` floats in :data:`CHUNK_BYTES`, at least 1, at most ``p``."""
-    return int(max(1, min(p, CHUNK_BYTES // max(1, 2 * n * itemsize))))
+def chunk_size(p: int, n: int, itemsize: int, outputs: int = 1) -> int:
+    """Patterns per chunk: ``(2, c, n)`` floats of every output in :data:`CHUNK_BYTES`, at least 1, at most ``p``."""
+    return int(max(1, min(p, CHUNK_BYTES // max(1, 2 * outputs * n * itemsize))))
 
 
 def _over_chunks(p: int, c: int, body, init):
@@ -92,8 +113,17 @@ def _rows(a, start, c, axis):
     return jax.lax.dynamic_slice_in_dim(a, start, c, axis=axis)
 
 
+def _each_output(fn, *args):
+    """``fn`` of one output's arrays, over the leading output axis of ``args`` (batched by
+    ``vmap``; a single output is passed as it is)."""
+    if args[0].shape[0] == 1:
+        return jax.tree.map(lambda a: a[None], fn(*(a[0] for a in args)))
+    return jax.vmap(fn)(*args)
+
+
 class Problem(NamedTuple):
-    """The scaled problem as the solver sees it (``D`` boolean ``(p, n)``), its scales and constants."""
+    """The scaled problem as the solver sees it (``D`` boolean ``(p, n)``, targets ``y (c, n)``), its
+    scales and constants."""
 
     X: Array
     y: Array
@@ -102,7 +132,7 @@ class Problem(NamedTuple):
     sy: Array
     lam_A: Array  # ‖A‖² of W ↦ Σ_j D_j X w_j (power iteration, × _SAFETY)
     lam_X: Array  # ‖X‖², exact
-    XDy: Array  # Xᵀ(D_j ⊙ y), (p, d): the squared loss' ray rescaling needs it
+    XDy: Array  # Xᵀ(D_j ⊙ y), (c, p, d): the squared loss' ray rescaling needs it
     tol: Array
     max_iters: Array
     offset: Array  # the fixed offset o of the fit, ℓ(f + o, y) (0 for the squared loss: its y is shifted)
@@ -113,9 +143,9 @@ class Problem(NamedTuple):
 class Pass(NamedTuple):
     """One evaluation at ``z``: the fit, ``Xᵀ(S ⊙ π)``, ``Xᵀ(D ⊙ r)`` and the sums the certificate needs."""
 
-    f: Array  # (n,)
-    back: Array  # (2, p, d): Xᵀ(S_j ⊙ π_bj)
-    Ga: Array  # (p, d): Xᵀ(D_j ⊙ r) at c = 1
+    f: Array  # (c, n)
+    back: Array  # (c, 2, p, d): Xᵀ(S_j ⊙ π_bj)
+    Ga: Array  # (c, p, d): Xᵀ(D_j ⊙ r) at scale 1
     viol: Array  # max (-G z)_+
     absmax: Array  # max |X z_b|
     comp: Array  # πᵀ G z
@@ -148,14 +178,23 @@ def adjoint(X, D, a, c: int):
     return _over_chunks(p, c, body, jnp.zeros((p, X.shape[1]), dt))
 
 
-def _negative_gradient(f, y, loss: str):
-    if loss == "squared":
-        return y - f
-    return y * jax.nn.sigmoid(-y * f)
+def _adjoints(pr: Problem, a):
+    """``Xᵀ(D_j ⊙ a_k)`` of every output ``k``: ``(c, p, d)``."""
+    return _each_output(lambda ak: adjoint(pr.X, pr.D, ak, pr.chunk), a)
 
 
 def _cone_pass(pr: Problem, Z, nu, delta) -> Pass:
-    """The fit, ``π = (ν - δ G z)_+`` folded into ``Xᵀ(S ⊙ π)``, the cone sums, then ``Xᵀ(D ⊙ r)``."""
+    """The fit, ``π = (ν - δ G z)_+`` folded into ``Xᵀ(S ⊙ π)``, the cone sums (each output's
+    :func:`_cone_sums`), then ``Xᵀ(D ⊙ r)``."""
+    f, back, viol, absmax, comp, dmax, pp, pn, nn = _each_output(lambda Zk, nuk: _cone_sums(pr, Zk, nuk, delta), Z, nu)
+    Ga = _adjoints(pr, negative_loss_gradient(f + pr.offset, pr.y, pr.loss))
+    return Pass(
+        f, back, Ga, jnp.max(viol), jnp.max(absmax), jnp.sum(comp), jnp.max(dmax), jnp.sum(pp), jnp.sum(pn), jnp.sum(nn)
+    )
+
+
+def _cone_sums(pr: Problem, Z, nu, delta):
+    """One output's pass (``Z (2, p, d)``, ``ν (2, p, n)``): its fit, ``Xᵀ(S ⊙ π)`` and cone sums."""
     (p, n), d, c, dt = pr.D.shape, pr.X.shape[1], pr.chunk, pr.X.dtype
     zero = jnp.zeros((), dt)
 
@@ -177,13 +216,17 @@ def _cone_pass(pr: Problem, Z, nu, delta) -> Pass:
         )
 
     init = (jnp.zeros((n,), dt), jnp.zeros((2, p, d), dt)) + (zero,) * 7
-    f, back, *sums = _over_chunks(p, c, body, init)
-    Ga = adjoint(pr.X, pr.D, _negative_gradient(f + pr.offset, pr.y, pr.loss), c)
-    return Pass(f, back, Ga, *sums)
+    return _over_chunks(p, c, body, init)
 
 
 def smooth_value(pr: Problem, Z, nu, delta):
     """The smooth part of ``L_δ`` at ``z``: ``ℓ(A z) + (‖(ν - δ G z)_+‖² - ‖ν‖²) / (2δ)`` (one forward pass)."""
+    f, pen = _each_output(lambda Zk, nuk: _penalty_pass(pr, Zk, nuk, delta), Z, nu)
+    return _loss(f + pr.offset, pr.y, pr.loss) + jnp.sum(pen) / (2.0 * delta)
+
+
+def _penalty_pass(pr: Problem, Z, nu, delta):
+    """One output's fit and ``‖(ν - δ G z)_+‖² - ‖ν‖²``."""
     (p, n), c, dt = pr.D.shape, pr.chunk, pr.X.dtype
 
     def body(start, valid, carry):
@@ -195,40 +238,41 @@ def smooth_value(pr: Problem, Z, nu, delta):
         w = valid.astype(dt)[None, :, None]
         return f + jnp.sum(w[0] * Df * (P[0] - P[1]), axis=0), pen + jnp.sum(w * (pi * pi - nuc * nuc))
 
-    f, pen = _over_chunks(p, c, body, (jnp.zeros((n,), dt), jnp.zeros((), dt)))
-    return _loss(f + pr.offset, pr.y, pr.loss) + pen / (2.0 * delta)
+    return _over_chunks(p, c, body, (jnp.zeros((n,), dt), jnp.zeros((), dt)))
 
 
-def _loss(f, y, loss: str):
-    return 0.5 * jnp.sum((f - y) ** 2) if loss == "squared" else jnp.sum(jax.nn.softplus(-y * f))
+_loss = convex_loss
 
 
 def multipliers(pr: Problem, Z, nu, delta):
-    """``π = (ν - δ G z)_+``, ``(2, p, n)``: the multiplier update and the certificate's ``ν``."""
+    """``π = (ν - δ G z)_+``, ``(c, 2, p, n)``: the multiplier update and the certificate's ``ν``."""
     p, c, dt = pr.D.shape[0], pr.chunk, pr.X.dtype
 
-    def body(start, valid, out):
-        S = 2.0 * _rows(pr.D, start, c, 0).astype(dt) - 1.0
-        G = S * jnp.einsum("bcd,nd->bcn", _rows(Z, start, c, 1), pr.X)
-        pi = jax.nn.relu(_rows(nu, start, c, 1) - delta * G)
-        return jax.lax.dynamic_update_slice_in_dim(out, pi, start, axis=1)
+    def one(Zk, nuk):
+        def body(start, valid, out):
+            S = 2.0 * _rows(pr.D, start, c, 0).astype(dt) - 1.0
+            G = S * jnp.einsum("bcd,nd->bcn", _rows(Zk, start, c, 1), pr.X)
+            pi = jax.nn.relu(_rows(nuk, start, c, 1) - delta * G)
+            return jax.lax.dynamic_update_slice_in_dim(out, pi, start, axis=1)
 
-    return _over_chunks(p, c, body, jnp.zeros_like(nu))
+        return _over_chunks(p, c, body, jnp.zeros_like(nuk))
+
+    return _each_output(one, Z, nu)
 
 
 class Certificate(NamedTuple):
     """The candidate ``c z`` scored on the original program, and the outer loop's measures."""
 
-    scale: Array  # c: the squared loss' best point on the ray of z (feasible_candidate's rule)
+    scale: Array  # the squared loss' best point on the ray of z (feasible_candidate's rule)
     r: Array  # r of the candidate, scaled data
     opt: Optimality  # original units
-    sub: Array  # the subproblem's relative gap (at c = 1)
-    outer: Array  # the constraint error max |min(G z, ν/δ)|, relative as the violation, at c = 1
+    sub: Array  # the subproblem's relative gap (at scale 1)
+    outer: Array  # the constraint error max |min(G z, ν/δ)|, relative as the violation, at scale 1
 
 
 def _dual(pr: Problem, r, Ga, back):
     """Dual value of ``(r, π)`` scaled onto the feasible set, and the scale ``t``."""
-    g = jnp.stack([Ga, -Ga]) + back
+    g = jnp.stack([Ga, -Ga], axis=1) + back
     cn = jnp.max(jnp.sqrt(jnp.sum(g * g, axis=-1))) / pr.beta
     tmax = jnp.where(cn > 0, 1.0 / jnp.where(cn > 0, cn, 1.0), jnp.inf)
     if pr.loss == "squared":
@@ -240,21 +284,19 @@ def _dual(pr: Problem, r, Ga, back):
 
 
 def _primal(pr: Problem, f, norm, scale):
-    if pr.loss == "squared":
-        return 0.5 * jnp.sum((scale * f - pr.y) ** 2) + pr.beta * scale * norm
-    return jnp.sum(jax.nn.softplus(-pr.y * (f + pr.offset))) + pr.beta * norm
+    return _loss(scale * f + pr.offset, pr.y, pr.loss) + pr.beta * scale * norm
 
 
 def certify(pr: Problem, Z, ps: Pass, delta) -> Certificate:
     """The certificate of :class:`Pass` ``ps`` at ``z`` (see the module docstring)."""
     f, y, sy2 = ps.f, pr.y, pr.sy * pr.sy
-    norm = group_norm(Z[0], Z[1])
+    norm = group_norm(Z[:, 0], Z[:, 1])
     scale = jnp.ones((), f.dtype)
     if pr.loss == "squared":  # feasible_candidate's ray rule
         ff = jnp.sum(f * f)
         s = (jnp.sum(f * y) - pr.beta * norm) / jnp.where(ff > 0, ff, 1.0)
         scale = jnp.where(ff > 0, jnp.maximum(s, 0.0), 1.0)
-    r = _negative_gradient(scale * f + pr.offset, y, pr.loss)
+    r = negative_loss_gradient(scale * f + pr.offset, y, pr.loss)
     Ga = pr.XDy - scale * (pr.XDy - ps.Ga) if pr.loss == "squared" else ps.Ga
     value, (dual, _) = _primal(pr, f, norm, scale) * sy2, _dual(pr, r, Ga, ps.back)
     dual = dual * sy2
@@ -262,7 +304,7 @@ def certify(pr: Problem, Z, ps: Pass, delta) -> Certificate:
     opt = Optimality(value, dual, duality_gap(value, dual), residual)
     # the subproblem at c = 1: gap = P - πᵀGz - D_t + ((t² - 1)‖π‖² - 2(t - 1)πᵀν) / (2δ)
     p1 = _primal(pr, f, norm, jnp.ones((), f.dtype))
-    d1, t = _dual(pr, _negative_gradient(f + pr.offset, y, pr.loss), ps.Ga, ps.back)
+    d1, t = _dual(pr, negative_loss_gradient(f + pr.offset, y, pr.loss), ps.Ga, ps.back)
     sub = p1 - ps.comp - d1 + ((t * t - 1.0) * ps.pp - 2.0 * (t - 1.0) * ps.pn) / (2.0 * delta)
     den = jnp.maximum(1.0, jnp.maximum(jnp.abs(value), jnp.abs(dual))) / sy2
     outer = pr.sy * ps.step / delta / jnp.maximum(1.0, pr.sy * ps.absmax)
@@ -291,8 +333,7 @@ def _group_prox(V, threshold):
 
 
 def _step_size(pr: Problem, delta):
-    curvature = 1.0 if pr.loss == "squared" else 0.25
-    return 1.0 / (2.0 * curvature * pr.lam_A + delta * pr.lam_X)
+    return 1.0 / (2.0 * CURVATURE[pr.loss] * pr.lam_A + delta * pr.lam_X)
 
 
 def _status(pr: Problem, cert: Certificate, it, finite):
@@ -317,7 +358,7 @@ def iteration(pr: Problem, progress, check_every: int, s: State) -> State:
     grow = update & (cert.outer > _SHRINK * s.last_outer)
     delta = jnp.where(grow, jnp.minimum(2.0 * s.delta, _DELTA_MAX), s.delta)
     last_outer = jnp.where(update, cert.outer, s.last_outer)
-    grad = -(jnp.stack([ps.Ga, -ps.Ga]) + ps.back)
+    grad = -(jnp.stack([ps.Ga, -ps.Ga], axis=1) + ps.back)
     phi_z = _loss(ps.f + pr.offset, pr.y, pr.loss) + (ps.pp - ps.nn) / (2.0 * s.delta)
     W, step = _line_search(pr, s, grad, phi_z)
     restart = jnp.sum((W - s.W) * (s.Z - W)) > 0
@@ -370,24 +411,25 @@ def problem(X, y, D, beta, program: str, tol, max_iters, chunk: int, offset=0.0)
     """Scale the data (:func:`convexrelu._scaling.scale_problem`, with the fit's fixed ``offset``)
     and set the solver's constants."""
     data = scale_problem(X, y, D, beta, program, offset)  # its float copy of D is unused: compiled away
-    loss = "squared" if program == "regularized-squared" else "logistic"
+    loss = loss_of_program(program)
     Xs = data.Xs
+    ys = data.ys if loss == "softmax" else data.ys[None]  # the output axis: (c, n)
     lam_X = jnp.max(jnp.linalg.eigvalsh(Xs.T @ Xs))
-    lam_A = _SAFETY * power_norm(Xs, D, chunk)
-    XDy = adjoint(Xs, D, data.ys, chunk)
-    return Problem(Xs, data.ys, D, data.beta_s, data.sy, lam_A, lam_X, XDy, tol, max_iters, data.offset, chunk, loss)
+    lam_A = _SAFETY * power_norm(Xs, D, chunk)  # c outputs: the same operator on each, the same norm
+    XDy = _each_output(lambda a: adjoint(Xs, D, a, chunk), ys)
+    return Problem(Xs, ys, D, data.beta_s, data.sy, lam_A, lam_X, XDy, tol, max_iters, data.offset, chunk, loss)
 
 
 def init_state(pr: Problem, init, sx) -> State:
-    """From zero, or from ``init = (U, V, dual, ν)`` of the original program (mapped to the scaled one)."""
-    (p, n), d, dt = pr.D.shape, pr.X.shape[1], pr.X.dtype
+    """From zero, or from ``init = (U, V, dual, ν)`` of the original program (mapped to the scaled
+    one; ``U (p, d)``, or ``(c, p, d)`` with ``c`` outputs)."""
+    (p, n), d, dt, m = pr.D.shape, pr.X.shape[1], pr.X.dtype, pr.y.shape[0]
     if init is None:
-        Z, nu = jnp.zeros((2, p, d), dt), jnp.zeros((2, p, n), dt)
+        Z, nu = jnp.zeros((m, 2, p, d), dt), jnp.zeros((m, 2, p, n), dt)
     else:
-        Z = jnp.stack([init[0], init[1]]) * (sx / pr.sy)
-        nu = jnp.maximum(init[3], 0.0) / pr.sy
-    curvature = 1.0 if pr.loss == "squared" else 0.25
-    delta = _DELTA0 * 2.0 * curvature * pr.lam_A / jnp.maximum(pr.lam_X, jnp.finfo(dt).tiny)
+        Z = jnp.reshape(jnp.stack([init[0], init[1]], axis=-3), (m, 2, p, d)) * (sx / pr.sy)
+        nu = jnp.reshape(jnp.maximum(init[3], 0.0), (m, 2, p, n)) / pr.sy
+    delta = _DELTA0 * 2.0 * CURVATURE[pr.loss] * pr.lam_A / jnp.maximum(pr.lam_X, jnp.finfo(dt).tiny)
     zero_it = jnp.zeros((), jnp.int32)
     inf = jnp.asarray(jnp.inf, dt)
     state = State(Z, Z, jnp.ones((), dt), jnp.ones((), dt), nu, delta, inf, zero_it, jnp.asarray(RUNNING, jnp.int32), inf)
@@ -400,7 +442,8 @@ def matrix_free_solve(
 ) -> SolverResult:
     """Solve one regularized problem (``vmap`` batches it) from zero or ``init = (U, V, dual, ν)``,
     with a fixed ``offset`` of the fit; returns the candidate at the last scored point ``Z`` with
-    its optimality in original units."""
+    its optimality in original units (``c`` softmax outputs: ``U (c, p, d)``, ``dual (c, n)``,
+    ``ν (c, 2, p, n)``; one output: without the output axis)."""
     pr = problem(X, y, D, beta, program, tol, max_iters, chunk, offset)
     sx = scale_problem(X, y, D, beta, program).sx
     s0 = init_state(pr, init, sx)
@@ -409,39 +452,46 @@ def matrix_free_solve(
     cert = certify(pr, s.Z, ps, s.delta)
     nu = multipliers(pr, s.Z, s.nu, s.delta)
     factor = cert.scale * pr.sy / sx
-    cand = Candidate(s.Z[0] * factor, s.Z[1] * factor, cert.r * pr.sy, nu * pr.sy, cert.opt)
-    return SolverResult(cand, s.status, s.iterations)
+    arrays = (s.Z[:, 0] * factor, s.Z[:, 1] * factor, cert.r * pr.sy, nu * pr.sy)
+    if pr.loss != "softmax":
+        arrays = tuple(a[0] for a in arrays)
+    return SolverResult(Candidate(*arrays, cert.opt), s.status, s.iterations)
 
 
 def chunked_optimality(X, y, D, U, V, dual, cone_dual, *, program: str, beta, offset=0.0) -> Optimality:
     """:func:`convexrelu.optimality` of a regularized program in one pass over chunks of patterns
     (the same formulas on the same normalized program, without its ``(2, p, n)`` temporaries):
-    for large ``n`` and ``p``; ``offset`` a fixed offset of the fit."""
-    loss = "squared" if program == "regularized-squared" else "logistic"
+    for large ``n`` and ``p``; ``offset`` a fixed offset of the fit; ``c`` softmax outputs on a
+    leading axis of ``y``, the blocks and the multipliers."""
+    loss = loss_of_program(program)
     if loss == "squared":
         y, offset = y - offset, 0.0
     (p, n), dt = D.shape, X.dtype
     X, y, beta, U, V, dual, cone_dual, k = normalize_regularized(X, y, U, V, dual, cone_dual, beta, loss)
-    c = chunk_size(p, n, jnp.dtype(dt).itemsize)
-    r = y * jnp.clip(y * dual, 0.0, 1.0) if loss == "logistic" else dual  # the conjugate's domain
-    Z = jnp.stack([U, V])
+    if loss != "softmax":  # the output axis
+        y, U, V, dual, cone_dual = (a[None] for a in (y, U, V, dual, cone_dual))
+    c = chunk_size(p, n, jnp.dtype(dt).itemsize, y.shape[0])
+    r = loss_domain(dual, y, loss)
     zero = jnp.zeros((), dt)
 
-    def body(start, valid, carry):
-        f, viol, absmax, gmax = carry
-        Df = _rows(D, start, c, 0).astype(dt)
-        S = 2.0 * Df - 1.0
-        P = jnp.einsum("bcd,nd->bcn", _rows(Z, start, c, 1), X)
-        Ga = (Df * r) @ X
-        g = jnp.stack([Ga, -Ga]) + jnp.einsum("bcn,nd->bcd", S * jax.nn.relu(_rows(cone_dual, start, c, 1)), X)
-        return (
-            f + jnp.sum(valid.astype(dt)[:, None] * Df * (P[0] - P[1]), axis=0),
-            jnp.maximum(viol, jnp.max(jax.nn.relu(-S * P))), jnp.maximum(absmax, jnp.max(jnp.abs(P))),
-            jnp.maximum(gmax, jnp.max(jnp.sqrt(jnp.sum(g * g, axis=-1)))),
-        )
+    def one(Z, r, cone_dual):
+        def body(start, valid, carry):
+            f, viol, absmax, gmax = carry
+            Df = _rows(D, start, c, 0).astype(dt)
+            S = 2.0 * Df - 1.0
+            P = jnp.einsum("bcd,nd->bcn", _rows(Z, start, c, 1), X)
+            Ga = (Df * r) @ X
+            g = jnp.stack([Ga, -Ga]) + jnp.einsum("bcn,nd->bcd", S * jax.nn.relu(_rows(cone_dual, start, c, 1)), X)
+            return (
+                f + jnp.sum(valid.astype(dt)[:, None] * Df * (P[0] - P[1]), axis=0),
+                jnp.maximum(viol, jnp.max(jax.nn.relu(-S * P))), jnp.maximum(absmax, jnp.max(jnp.abs(P))),
+                jnp.maximum(gmax, jnp.max(jnp.sqrt(jnp.sum(g * g, axis=-1)))),
+            )
 
-    f, viol, absmax, gmax = _over_chunks(p, c, body, (jnp.zeros((n,), dt), zero, zero, zero))
-    norm = group_norm(Z[0], Z[1])
-    value = _loss(f + offset, y, loss) + beta * norm
-    dval = conjugate_bound(r, y, gmax / beta, loss, offset)
-    return Optimality(value * k, dval * k, duality_gap(value, dval, 1.0 / k), viol / jnp.maximum(1.0, absmax))
+        return _over_chunks(p, c, body, (jnp.zeros((n,), dt), zero, zero, zero))
+
+    f, viol, absmax, gmax = _each_output(one, jnp.stack([U, V], axis=1), r, cone_dual)
+    value = _loss(f + offset, y, loss) + beta * group_norm(U, V)
+    dval = conjugate_bound(r, y, jnp.max(gmax) / beta, loss, offset)
+    residual = jnp.max(viol) / jnp.maximum(1.0, jnp.max(absmax))
+    return Optimality(value * k, dval * k, duality_gap(value, dval, 1.0 / k), residual)

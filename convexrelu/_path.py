@@ -73,7 +73,7 @@ def beta_max(
     y: Float[Array, " n"],
     D: Bool[Array, "p n"],
     *,
-    loss: Literal["squared", "logistic"] = "squared",
+    loss: Literal["squared", "logistic", "softmax"] = "squared",
     model: Literal["relu", "gated"] = "relu",
     intercept: bool = False,
 ) -> Float[Array, ""]:
@@ -85,12 +85,12 @@ def beta_max(
     With an unregularized intercept (``intercept=True``) ``g`` is taken at the intercept's own
     optimum for ``W = 0``: ``b = mean(y)``, ``g = y - mean(y)`` (squared loss), or the log-odds
     ``b = log(n₊/n₋)``, ``g = y ⊙ σ(-y b)`` (logistic loss). With ``c`` outputs
-    (targets ``(n, c)``; ``loss="softmax"``: one-hot, gated model, ``g = Y - 1/c``) every output's
-    blocks are bounded alike: ``β_max`` is the largest over the outputs.
+    (targets ``(n, c)``; ``loss="softmax"``: one-hot, ``g = Y - 1/c``, the softmax at the zero fit)
+    every output's blocks are bounded alike: ``β_max`` is the largest over the outputs.
 
     Args:
         X: data ``(n, d)``. y: targets ``(n,)`` (labels ±1 for the logistic loss).
-        D: patterns ``(p, n)``. loss: ``"squared"`` or ``"logistic"``. model: ``"relu"`` or ``"gated"``.
+        D: patterns ``(p, n)``. loss: ``"squared"``, ``"logistic"`` or ``"softmax"``. model: ``"relu"`` or ``"gated"``.
         intercept: the program has an unregularized intercept.
 
     Raises:
@@ -109,9 +109,10 @@ def beta_max(
         if loss == "softmax":
             if intercept:
                 raise ValueError("intercept=True is available for the squared and logistic losses, not softmax")
-            if model != "gated":
-                raise ValueError("loss='softmax' is a program of the gated model (model='gated')")
-            return gated_dual_norm(X, D, _zero_gradient(Y, "softmax", False))
+            G = _zero_gradient(Y, "softmax", False)  # Y - 1/c: the outputs are coupled only through the loss
+            if model == "gated":
+                return gated_dual_norm(X, D, G)
+            return jnp.max(jnp.stack([jnp.max(relu_zero_certificate(X, D, G[k])[0]) for k in range(G.shape[0])]))
         return jnp.max(jnp.stack([beta_max(X, Y[k], D, loss=loss, model=model, intercept=intercept) for k in range(Y.shape[0])]))
     X, y, D = _check_problem(X, y, D, loss, model)
     g = _zero_gradient(y, loss, intercept)

@@ -27,6 +27,12 @@ Programs (Wang & Pilanci 2021, arXiv 2110.06488; Pilanci & Ergen 2020, arXiv 200
   ``-ℓ*(-r) = Σ_i H(y_i r_i)``, ``H(q) = -q log q - (1-q) log(1-q)``, ``0 ≤ y ⊙ r ≤ 1``
   (logistic loss ``Σ log(1 + e^{-y f})``). At the optimum ``r = -∇_f ℓ``.
 
+* the same program with ``c`` outputs (softmax cross-entropy on one-hot targets ``Y (c, n)``):
+  each output ``k`` has its own blocks ``U_k, V_k`` (arrays ``(c, p, d)``, fits ``(c, n)``,
+  ``ν (c, 2, p, n)``), the penalty sums over all of them, and the dual is the same with
+  ``r (c, n)``, one constraint per output's block and ``-ℓ*(-r) = Σ_i H(y_{·i} - r_{·i})`` on the
+  simplex.
+
 Every dual function here accepts *any* ``μ ≥ 0`` (or ``r``) and ``ν ≥ 0`` and first scales them
 onto the dual feasible set, so the value returned is always a valid lower bound on the primal
 optimum (weak duality) -- no cone projection is needed.
@@ -40,7 +46,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
-ProgramName = Literal["max-margin", "regularized-squared", "regularized-logistic"]
+ProgramName = Literal["max-margin", "regularized-squared", "regularized-logistic", "regularized-softmax"]
 
 
 def _patterns_as_floats(D: Bool[Array, "p n"], X: Float[Array, "n d"]) -> Float[Array, "p n"]:
@@ -49,13 +55,14 @@ def _patterns_as_floats(D: Bool[Array, "p n"], X: Float[Array, "n d"]) -> Float[
 
 
 def convex_fit(
-    X: Float[Array, "n d"], D: Bool[Array, "p n"], U: Float[Array, "p d"], V: Float[Array, "p d"]
-) -> Float[Array, " n"]:
-    """The convex model's output ``f = Σ_j D_j ⊙ X (u_j - v_j)``, shape ``(n,)``.
+    X: Float[Array, "n d"], D: Bool[Array, "p n"], U: Float[Array, "*c p d"], V: Float[Array, "*c p d"]
+) -> Float[Array, "*c n"]:
+    """The convex model's output ``f = Σ_j D_j ⊙ X (u_j - v_j)``, shape ``(n,)`` (``(c, n)`` for
+    blocks ``(c, p, d)`` of ``c`` outputs).
 
-    Computed as ``sum(Dᵀ ⊙ X (U - V)ᵀ, axis=1)``: cost ``O(npd)``, memory ``O(np)``.
+    Computed as ``Σ_j D_j ⊙ (U - V) Xᵀ``: cost ``O(npd)``, memory ``O(np)``.
     """
-    return jnp.sum(_patterns_as_floats(D, X).T * (X @ (U - V).T), axis=1)
+    return jnp.sum(_patterns_as_floats(D, X) * ((U - V) @ X.T), axis=-2)
 
 
 def cone_values(
@@ -150,7 +157,10 @@ def dual_blocks(
 
 
 def dual_norm(X, D, a, nu) -> Float[Array, ""]:
-    """``max_b ‖g_b‖`` over the blocks of :func:`dual_blocks`."""
+    """``max_b ‖g_b‖`` over the blocks of :func:`dual_blocks` (of every output: ``a (c, n)``,
+    ``ν (c, 2, p, n)``)."""
+    if jnp.ndim(a) == 2:
+        return jnp.max(jax.vmap(dual_norm, (None, None, 0, 0))(X, D, a, nu))
     return jnp.max(safe_norm(dual_blocks(X, D, a, nu)))
 
 
@@ -221,7 +231,8 @@ def regularized_primal_objective(
     loss: Literal["squared", "logistic"] = "squared",
     offset=0.0,
 ) -> Float[Array, ""]:
-    """``ℓ(f + o, y) + β Σ_j ‖u_j‖ + ‖v_j‖`` with ``ℓ = ½Σ(f - y)²`` or ``Σ log(1 + e^{-y f})``;
+    """``ℓ(f + o, y) + β Σ_j ‖u_j‖ + ‖v_j‖`` with ``ℓ = ½Σ(f - y)²`` or ``Σ log(1 + e^{-y f})``,
+    or the softmax cross-entropy of ``c`` outputs (blocks ``(c, p, d)``, one-hot ``y (c, n)``);
     ``o`` a fixed ``offset`` of the fit (an intercept held fixed; 0: none)."""
     return convex_loss(convex_fit(X, D, U, V) + offset, y, loss) + beta * group_norm(U, V)
 
@@ -249,6 +260,19 @@ def negative_loss_gradient(f: Float[Array, "*c n"], y: Float[Array, "*c n"], los
     if loss == "softmax":
         return y - jax.nn.softmax(f, axis=0)
     raise ValueError(f"loss must be 'squared', 'logistic' or 'softmax', got {loss!r}")
+
+
+def loss_domain(r: Float[Array, "*c n"], y: Float[Array, "*c n"], loss: str) -> Float[Array, "*c n"]:
+    """``r`` moved into the domain of ``-ℓ*(-·)``: unchanged (squared), clipped to
+    ``0 ≤ y ⊙ r ≤ 1`` (logistic), or ``y - r`` projected onto the simplex per sample by clipping at
+    0 and normalizing (softmax; a solver's ``y - softmax(f)`` is already there, up to rounding)."""
+    if loss == "logistic":
+        return y * jnp.clip(y * r, 0.0, 1.0)
+    if loss == "softmax":
+        q = jnp.clip(y - r, 0.0, None)
+        total = jnp.sum(q, axis=0, keepdims=True)
+        return y - jnp.where(total > 0, q / jnp.where(total > 0, total, 1.0), y)
+    return r
 
 
 def conjugate_bound(r: Float[Array, "*c n"], y: Float[Array, "*c n"], c: Float[Array, ""], loss: str, offset=0.0) -> Float[Array, ""]:
@@ -286,7 +310,7 @@ def regularized_dual_objective(
     nu: Float[Array, "2 p n"],
     *,
     beta,
-    loss: Literal["squared", "logistic"] = "squared",
+    loss: Literal["squared", "logistic", "softmax"] = "squared",
     offset=0.0,
 ) -> Float[Array, ""]:
     """A valid lower bound on the regularized optimum from any ``r`` and ``ν``.
@@ -295,14 +319,15 @@ def regularized_dual_objective(
     the bound is :func:`conjugate_bound`, ``max_t -ℓ*(-t r)`` over that range: for the squared loss
     ``t = clip(rᵀy / ‖r‖², 0, 1/c)`` and value ``t rᵀy - ½ t² ‖r‖²``; for the logistic loss ``r`` is
     first clipped to ``0 ≤ y ⊙ r ≤ 1`` (the conjugate's domain), ``t = min(1, 1/c)`` and the
-    value is ``Σ H(t y ⊙ r)``. A fixed ``offset`` ``o`` of the fit adds ``-t rᵀo`` (squared: the
+    value is ``Σ H(t y ⊙ r)``; for the softmax loss of ``c`` outputs (``r (c, n)``, ``ν (c, 2, p, n)``)
+    ``y - r`` is first moved onto the simplex (:func:`loss_domain`) and the value is
+    ``Σ_i H(y_{·i} - t r_{·i})``. A fixed ``offset`` ``o`` of the fit adds ``-t rᵀo`` (squared: the
     target ``y - o``).
     """
-    if loss not in ("squared", "logistic"):
-        raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
+    if loss not in ("squared", "logistic", "softmax"):
+        raise ValueError(f"loss must be 'squared', 'logistic' or 'softmax', got {loss!r}")
     nu = jax.nn.relu(nu)
-    if loss == "logistic":
-        r = y * jnp.clip(y * r, 0.0, 1.0)
+    r = loss_domain(r, y, loss)
     return conjugate_bound(r, y, dual_norm(X, D, r, nu) / beta, loss, offset)
 
 
@@ -333,17 +358,15 @@ class Optimality(NamedTuple):
 
 
 def loss_of_program(program: str) -> str:
-    """The loss of a regularized program: ``"squared"`` or ``"logistic"``.
+    """The loss of a regularized program: ``"squared"``, ``"logistic"`` or ``"softmax"``.
 
     Raises:
         ValueError: ``program`` is not a regularized program's name.
     """
-    if program == "regularized-squared":
-        return "squared"
-    if program == "regularized-logistic":
-        return "logistic"
+    if program in ("regularized-squared", "regularized-logistic", "regularized-softmax"):
+        return program.removeprefix("regularized-")
     raise ValueError(
-        "program must be 'max-margin', 'regularized-squared' or 'regularized-logistic', "
+        "program must be 'max-margin', 'regularized-squared', 'regularized-logistic' or 'regularized-softmax', "
         f"got {program!r}"
     )
 

@@ -67,7 +67,9 @@ class ConvexSolution(eqx.Module):
             4 numerical_error, 5 inaccurate); :func:`status_name` gives its text.
         iterations: iterations used.
         beta: the regularization strength (0 for the max-margin program).
-        program: ``"max-margin"``, ``"regularized-squared"`` or ``"regularized-logistic"``.
+        program: ``"max-margin"``, ``"regularized-squared"``, ``"regularized-logistic"`` or
+            ``"regularized-softmax"`` (``c`` outputs: ``U, V (c, p, d)``, ``dual (c, n)``,
+            ``cone_dual (c, 2, p, n)``, as for ``c`` stacked squared-loss outputs).
         intercept: the unregularized intercept ``b`` of the fit ``Σ_j D_j X(u_j - v_j) + b``
             (``solve_regularized(..., intercept=True)``); 0 for the programs without one.
     """

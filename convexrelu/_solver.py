@@ -27,7 +27,7 @@ from jaxtyping import Array, Bool, Float
 from . import _admm, _ipm, _matrix_free
 from . import _programs as prog
 from ._admm import admm_solve
-from ._implicit import differentiable_solve
+from ._implicit import differentiable_solve, refuse_derivatives
 from ._intercept import profile_intercept, profile_margin_intercept, require_concrete
 from ._ipm import ipm_solve, uses_host_gram
 from ._jit import solver_jit
@@ -135,17 +135,21 @@ def _check_options(tol, max_iters, check_every, dtype, method="ipm"):
     return float(tol), ipm_iters, admm_iters, _positive_int("check_every", check_every)
 
 
-def _check_init(init, program, p, d, n, dtype):
-    """A warm start's arrays ``(U, V, dual, ν)``, non-finite entries (of an infeasible or failed
-    solve) set to zero."""
+def _check_init(init, program, p, d, n, dtype, outputs=()):
+    """A warm start's arrays ``(U, V, dual, ν)`` (``outputs = (c,)`` leads their shapes for ``c``
+    softmax outputs), non-finite entries (of an infeasible or failed solve) set to zero."""
     if init is None:
         return None
     if not isinstance(init, ConvexSolution):
         raise TypeError(f"init must be a ConvexSolution (a previous solve's result), got {type(init).__name__}")
-    if init.U.shape != (p, d) or init.V.shape != (p, d) or init.dual.shape != (n,) or init.cone_dual.shape != (2, p, n):
+    o = tuple(outputs)
+    if (
+        init.U.shape != o + (p, d) or init.V.shape != o + (p, d) or init.dual.shape != o + (n,)
+        or init.cone_dual.shape != o + (2, p, n)
+    ):
         raise ValueError(
             f"init has U {init.U.shape}, dual {init.dual.shape}, cone_dual {init.cone_dual.shape}; "
-            f"this problem needs U ({p}, {d}), dual ({n},), cone_dual (2, {p}, {n})"
+            f"this problem needs U {o + (p, d)}, dual {o + (n,)}, cone_dual {o + (2, p, n)}"
         )
     if init.program != program:
         raise ValueError(f"init solves {init.program!r}, not {program!r}")
@@ -160,6 +164,13 @@ def _pick_method(method, program, init, shape, itemsize):
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method == "matrix-free" and program == "max-margin":
         raise ValueError("method='matrix-free' solves the regularized programs; use 'ipm' or 'admm' for max-margin")
+    if program == "regularized-softmax":  # c outputs coupled by the loss: only the matrix-free solver takes them
+        if method not in ("auto", "matrix-free"):
+            raise ValueError(
+                f"loss='softmax' is solved by method='matrix-free' (or 'auto'); the interior point and ADMM take "
+                f"one output, got method={method!r}"
+            )
+        return "matrix-free"
     if method == "auto":
         if program != "max-margin" and not fits_in_memory("ipm", *shape, itemsize):
             return "matrix-free"
@@ -249,10 +260,12 @@ def _run(X, y, D, beta, program, *, tol, max_iters, throw, init, check_every, in
     ``offset``: a fixed offset of the fit (an intercept held fixed, :func:`_with_intercept`); the
     solution's value and certificate are those of the program with it."""
     n, d = X.shape
+    outputs = y.shape[:1] if program == "regularized-softmax" else ()  # c outputs: (c, n) targets
+    c = int(np.prod(outputs))
     method = _pick_method(method, program, init, (n, d, D.shape[0]), jnp.dtype(X.dtype).itemsize)
     tol_, ipm_iters, admm_iters, check_every = _check_options(tol, max_iters, check_every, X.dtype, method)
-    init_arrs = _check_init(init, program, D.shape[0], d, n, X.dtype)
-    check_memory(method, n, d, D.shape[0], jnp.dtype(X.dtype).itemsize)  # before any work
+    init_arrs = _check_init(init, program, D.shape[0], d, n, X.dtype, outputs)
+    check_memory(method, n, d, c * D.shape[0], jnp.dtype(X.dtype).itemsize)  # before any work; c outputs: c × the blocks
     itol = FARKAS_TOL if infeasible_tol is None else float(infeasible_tol)
     dt = X.dtype
     beta, offset = jnp.asarray(beta, dt), jnp.asarray(offset, dt)
@@ -264,7 +277,7 @@ def _run(X, y, D, beta, program, *, tol, max_iters, throw, init, check_every, in
         else:
             res = _solve(
                 X, y, D, beta, offset, init_arrs, *args, program=program, method=method, check_every=check_every,
-                progress=progress, chunk=chunk_size(D.shape[0], n, jnp.dtype(dt).itemsize),
+                progress=progress, chunk=chunk_size(D.shape[0], n, jnp.dtype(dt).itemsize, c),
             )
         if limit and is_concrete(res.status):  # JAX dispatches asynchronously: finish inside the limit
             jax.block_until_ready(res.status)
@@ -438,13 +451,28 @@ def _outputs(X, Y, D, *, init, throw, **options) -> ConvexSolution:
     return _raise_on_status(sol) if throw else sol
 
 
+def _softmax(X, Y, D, beta, *, intercept, **options) -> ConvexSolution:
+    """The ReLU program with the softmax cross-entropy of ``c`` outputs (``Y (c, n)`` one-hot):
+    the loss couples the outputs, so all their blocks ``(c, p, d)`` are one solve, by the
+    matrix-free solver (:mod:`convexrelu._matrix_free`, the one method that takes them). No
+    implicit derivatives yet: differentiating raises."""
+    if intercept:
+        raise ValueError(
+            "intercept=True is available for the squared and logistic losses; for the softmax loss append a "
+            "constant feature to X instead"
+        )
+    sg = jax.lax.stop_gradient
+    sol = _run(sg(X), sg(Y), D, sg(beta), "regularized-softmax", infeasible_tol=None, **options)
+    return eqx.tree_at(lambda t: t.value, sol, refuse_derivatives(sol.value, X, Y, jnp.asarray(beta, X.dtype)))
+
+
 def solve_regularized(
     X: Float[Array, "n d"],
     y: Float[Array, " n"],
     D: Bool[Array, "p n"],
     *,
     beta,
-    loss: Literal["squared", "logistic"] = "squared",
+    loss: Literal["squared", "logistic", "softmax"] = "squared",
     tol: float | None = None,
     max_iters: int | None = None,
     throw: bool = True,
@@ -462,9 +490,18 @@ def solve_regularized(
     (``loss="logistic"``, labels ±1). Same options and guarantees as :func:`solve_max_margin`.
     Squared-loss targets of shape ``(n, c)`` are ``c`` outputs, each with its own blocks (scnn's
     convention); the program separates, and the solution stacks the outputs on a leading axis
-    (``U, V (c, p, d)``, ``dual (c, n)``; ``value`` and ``gap`` of the whole program). The softmax
-    loss is a program of the gated model (:func:`convexrelu.solve_gated`).
-    ``beta`` may be a traced scalar (``jax.vmap`` over a grid of β).
+    (``U, V (c, p, d)``, ``dual (c, n)``; ``value`` and ``gap`` of the whole program).
+    ``loss="softmax"`` takes one-hot targets ``(n, c)``, ``c ≥ 2`` classes, each output ``k`` its own
+    blocks ``U_k, V_k`` (the same convention):
+
+        min Σ_i logsumexp(f_{·i}) - ⟨y_i, f_{·i}⟩ + β Σ_{k,j} ‖u_kj‖ + ‖v_kj‖  s.t.  u_kj, v_kj ∈ K_j,
+
+    ``f_k = Σ_j D_j X (u_kj - v_kj)``; the loss couples the outputs, so it is one program, solved by
+    the matrix-free method (``"auto"`` picks it; ``"ipm"``/``"admm"`` take one output and are
+    refused), with the same certificate (``r = Y - softmax(F)``, ``(c, n)``, and ``ν (c, 2, p, n)``;
+    the dual bound ``Σ_i H(y_i - t r_{·i})``, ``H`` the entropy). With ``c = 2`` it is the binary
+    logistic program on ``f_1 - f_2``. Its solution has no intercept and no implicit derivatives
+    (differentiating raises). ``beta`` may be a traced scalar (``jax.vmap`` over a grid of β).
 
     Methods: ``"ipm"`` (interior point: Newton steps on the loss inside the primal-dual method, for
     both losses; it forms and factors an ``n × n`` capacitance), ``"admm"`` (exact Woodbury linear
@@ -507,20 +544,17 @@ def solve_regularized(
         >>> sol = cr.solve_regularized(X, y, D, beta=1e-2, loss="squared")
         >>> big = cr.solve_regularized(X_big, y_big, D_big, beta=10.0, method="matrix-free", tol=1e-4)
     """
-    if loss == "softmax":
-        raise ValueError(
-            "loss='softmax' (c classes) is available for the gated program (cr.solve_gated); the ReLU program "
-            "takes c outputs with the squared loss on one-hot targets"
-        )
-    if loss not in ("squared", "logistic"):
-        raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
+    if loss not in ("squared", "logistic", "softmax"):
+        raise ValueError(f"loss must be 'squared', 'logistic' or 'softmax', got {loss!r}")
     X = check_X(X)
     if loss == "squared" and jnp.ndim(y) == 2:
         return _outputs(
             X, check_outputs(y, X.shape[0], loss, dtype=X.dtype), D, beta=beta, tol=tol, max_iters=max_iters,
             throw=throw, init=init, check_every=check_every, method=method, progress=progress, intercept=intercept,
         )
-    if loss == "squared":
+    if loss == "softmax":
+        y = check_outputs(y, X.shape[0], loss, dtype=X.dtype)  # (c, n): the outputs on the leading axis
+    elif loss == "squared":
         y = check_targets(y, X.shape[0], dtype=X.dtype)
     else:
         y = check_y(y, X.shape[0], dtype=X.dtype)
@@ -530,6 +564,9 @@ def solve_regularized(
         raise ValueError(f"beta must be a scalar (vmap over a batch of β), got shape {b.shape}")
     if is_concrete(b) and not (np.isfinite(float(b)) and float(b) > 0):
         raise ValueError(f"beta must be a finite positive number, got {float(b)!r}")
+    if loss == "softmax":
+        return _softmax(X, y, D, beta, tol=tol, max_iters=max_iters, throw=throw, init=init, check_every=check_every,
+                        method=method, progress=progress, intercept=intercept)
     if intercept:
         return _with_intercept(
             X, y, D, beta, loss, tol=tol, max_iters=max_iters, throw=throw, init=init, check_every=check_every,

@@ -20,9 +20,9 @@ Conventions, stated plainly:
   the convex program (``intercept=True`` of the solvers: exact, certified; ``intercept_``, added
   back by ``predict`` and ``decision_function``; not for ``loss="softmax"``). ``network_`` acts on
   ``[X, 1]`` then, without the output intercept.
-* Multi-class classification: with ``loss="softmax"`` (``model="gated"``) one program with an
-  output per class, softmax cross-entropy, every output its own neurons on the shared gates
-  (scnn's convention); with the logistic loss one-vs-rest, one binary program per class (labels
+* Multi-class classification: with ``loss="softmax"`` one program with an output per class,
+  softmax cross-entropy, every output its own neurons on the shared gates (scnn's convention; the
+  ReLU program by the matrix-free solver, :func:`convexrelu.solve_regularized`); with the logistic loss one-vs-rest, one binary program per class (labels
   ±1) on the same patterns; with the squared loss one-vs-rest is exactly the program with one
   output per class (it separates). ``predict`` takes the largest decision value.
 * ``predict_proba`` is the softmax of the outputs (softmax loss), ``σ(f)`` (logistic loss); for
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import warnings
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -122,7 +123,7 @@ class _ConvexNetwork(BaseEstimator):
         self.gates_ = G
         self.solutions_ = sols
         self.n_iter_ = np.array([int(s.iterations) for s in sols])
-        nets = [GatedNetwork(gates=G, W=s.W) if self.model == "gated" else to_network(s) for s in sols]
+        nets = [GatedNetwork(gates=G, W=s.W) if self.model == "gated" else _relu_networks(s) for s in sols]
         self.network_ = nets[0] if len(nets) == 1 else nets
         return self
 
@@ -136,11 +137,21 @@ class _ConvexNetwork(BaseEstimator):
             if self.model == "gated":
                 f = gated_forward(GatedNetwork(gates=self.gates_, W=s.W.astype(Xa.dtype)), Xa)
             else:
-                U, V = s.U.astype(Xa.dtype), s.V.astype(Xa.dtype)
-                f = jnp.sum(jax.nn.relu(Xa @ U.T), axis=1) - jnp.sum(jax.nn.relu(Xa @ V.T), axis=1)
+                U, V = s.U.astype(Xa.dtype), s.V.astype(Xa.dtype)  # (p, d), or (c, p, d) for c softmax outputs
+                f = jnp.sum(jax.nn.relu(U @ Xa.T), axis=-2) - jnp.sum(jax.nn.relu(V @ Xa.T), axis=-2)
             f = np.asarray(f + s.intercept, np.float64)
             cols.extend(f if f.ndim == 2 else [f])  # a softmax program's (c, n) fits: one column per class
         return np.stack(cols, axis=1)
+
+
+def _relu_networks(sol):
+    """ψ's network of a ReLU program's solution (also of one that stopped short, which ``fit``
+    warned about); a list of one network per output for ``c`` softmax outputs (blocks
+    ``(c, p, d)``: each output its own neurons)."""
+    if sol.U.ndim == 2:  # a solve that did not finish was warned about: its blocks are still the fit's
+        return to_network(sol, allow_inexact=True)
+    outputs = [eqx.tree_at(lambda t: (t.U, t.V), sol, (sol.U[k], sol.V[k])) for k in range(sol.U.shape[0])]
+    return [to_network(s, allow_inexact=True) for s in outputs]
 
 
 class ConvexReLUClassifier(ClassifierMixin, _ConvexNetwork):
@@ -151,8 +162,8 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexNetwork):
         beta: per-sample regularization (program ``β = n · beta``); default 1e-3.
         patterns: number of sampled gates (distinct patterns ≤ this); default 100.
         loss: ``"logistic"`` (default), ``"squared"`` (on labels ±1; one-vs-rest for more than two
-            classes) or ``"softmax"`` (``model="gated"``: one program with an output per class, softmax
-            cross-entropy; each output its own neurons on the shared gates).
+            classes) or ``"softmax"`` (one program with an output per class, softmax cross-entropy;
+            each output its own neurons on the shared gates).
         fit_intercept: append a constant feature (neuron biases) and fit the program's
             unregularized output intercept (not with ``loss="softmax"``); default True.
         random_state: seed of the gates (int, ``RandomState`` or None).
@@ -166,8 +177,8 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexNetwork):
         gates_: the gates, ``(p, d)`` (``d + 1`` with the intercept feature).
         solutions_: one solution per binary problem: one for two classes, one per class
             otherwise (one-vs-rest); one multi-output solution for ``loss="softmax"``.
-        network_: ψ's :class:`convexrelu.Network` (a list of them one-vs-rest), or a
-            :class:`convexrelu.GatedNetwork` for ``model="gated"``.
+        network_: ψ's :class:`convexrelu.Network` (a list of them one-vs-rest, and one per class
+            with ``loss="softmax"``), or a :class:`convexrelu.GatedNetwork` for ``model="gated"``.
         n_iter_: the solver's iterations.
 
     Example:
@@ -189,8 +200,6 @@ class ConvexReLUClassifier(ClassifierMixin, _ConvexNetwork):
     def fit(self, X, y):
         """Fit on ``X (n, d)`` and class labels ``y (n,)`` (two or more classes). Returns self."""
         self._check_params(("logistic", "squared", "softmax"))
-        if self.loss == "softmax" and self.model != "gated":
-            raise ValueError("loss='softmax' is a program of the gated model: use model='gated'")
         X, y = _validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         self.classes_ = np.unique(y)

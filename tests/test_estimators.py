@@ -105,5 +105,11 @@ def test_softmax_classifier_is_one_multi_output_program():
     np.testing.assert_allclose(P.sum(axis=1), 1.0)
     assert np.array_equal(np.argmax(P, axis=1), np.argmax(clf.decision_function(X), axis=1))
     assert clf.score(X, y) >= 0.9
-    with pytest.raises(ValueError, match="gated model"):
-        ConvexReLUClassifier(loss="softmax").fit(X, y)
+    relu = ConvexReLUClassifier(loss="softmax", beta=1e-2, patterns=20, random_state=0, solver_options={"tol": 1e-4})
+    relu.fit(X, y)  # the matrix-free ReLU program, certified to 1e-4
+    U = relu.solutions_[0].U
+    assert relu.solutions_[0].ok and U.shape[0] == 3 and U.shape[2] == 5 and len(relu.network_) == 3
+    Xa = np.concatenate([X, np.ones((len(X), 1))], axis=1)  # each class's ψ network gives that output
+    F = np.stack([np.asarray(cr.forward(net, jnp.asarray(Xa))) for net in relu.network_], axis=1)
+    np.testing.assert_allclose(F, relu.decision_function(X), atol=1e-8)
+    assert relu.score(X, y) >= 0.9
