@@ -11,7 +11,8 @@ for the logistic loss). Zero is optimal iff every block's subdifferential condit
 * gated program: ``β_max = max_j ‖Xᵀ D_j g‖``.
 
 The path solves from ``β_max`` down a geometric grid, each solve warm-started from the previous
-solution (ADMM for the ReLU program, R-FISTA for the gated one); ``β ≥ β_max`` gives the zero
+solution (ADMM for the ReLU program, the matrix-free solver for its softmax loss, R-FISTA for the
+gated one); ``β ≥ β_max`` gives the zero
 solution with status optimal, without a solve.
 """
 
@@ -39,13 +40,19 @@ MODELS = ("relu", "gated")
 
 
 def _check_problem(X, y, D, loss, model):
-    if loss not in ("squared", "logistic"):
-        raise ValueError(f"loss must be 'squared' or 'logistic', got {loss!r}")
+    """``(X, y, D)`` checked; softmax targets one-hot ``(n, c)`` come back as ``(c, n)``."""
+    if loss not in ("squared", "logistic", "softmax"):
+        raise ValueError(f"loss must be 'squared', 'logistic' or 'softmax', got {loss!r}")
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     X = check_X(X)
-    y = (check_targets if loss == "squared" else check_y)(y, X.shape[0], dtype=X.dtype)
-    return X, y, check_patterns(D, X.shape[0])
+    return X, _check_targets(y, X.shape[0], loss, "y", X.dtype), check_patterns(D, X.shape[0])
+
+
+def _check_targets(y, n, loss, name, dtype):
+    if loss == "softmax":
+        return check_outputs(y, n, loss, name=name, dtype=dtype)
+    return (check_targets if loss == "squared" else check_y)(y, n, name=name, dtype=dtype)
 
 
 def _block_projection(X, pattern, h):
@@ -131,10 +138,10 @@ def _zero_gradient(y, loss: str, intercept: bool):
 
 
 def _relu_zero_solution(X, y, D, beta, loss, nu) -> ConvexSolution:
-    """The zero solution of the ReLU program, certified by ``g`` and the projections' ``ν``."""
+    """The zero solution of the ReLU program, certified by ``g`` and the projections' ``ν`` (``c``
+    softmax outputs: blocks ``(c, p, d)``)."""
     program = f"regularized-{loss}"
-    p, d = D.shape[0], X.shape[1]
-    Z = jnp.zeros((p, d), X.dtype)
+    Z = jnp.zeros(y.shape[:-1] + (D.shape[0], X.shape[1]), X.dtype)
     g = negative_loss_gradient(jnp.zeros_like(y), y, loss)
     b = jnp.asarray(beta, X.dtype)
     opt = optimality(X, y, D, Z, Z, g, nu, program=program, beta=b)
@@ -145,7 +152,7 @@ def _relu_zero_solution(X, y, D, beta, loss, nu) -> ConvexSolution:
 
 
 def _gated_zero_solution(X, y, D, beta, loss) -> GatedSolution:
-    Z = jnp.zeros((D.shape[0], X.shape[1]), X.dtype)
+    Z = jnp.zeros(y.shape[:-1] + (D.shape[0], X.shape[1]), X.dtype)
     g = negative_loss_gradient(jnp.zeros_like(y), y, loss)
     b = jnp.asarray(beta, X.dtype)
     opt = gated_optimality(X, y, D, Z, g, beta=b, loss=loss)
@@ -166,18 +173,21 @@ def predict(sol, X: Float[Array, "n d"], *, gates: Float[Array, "p d"] | None = 
     ReLU program (:class:`convexrelu.ConvexSolution`): ψ's network, ``Σ_j (X u_j)_+ - (X v_j)_+``
     (equal to the convex fit on the training data, where ``u_j, v_j ∈ K_j``). Gated program
     (:class:`GatedSolution`): the gated network of ``gates`` (``(p, d)``, the gates of its patterns).
-    Plus the solution's ``intercept`` (0 without one).
+    Plus the solution's ``intercept`` (0 without one). ``c`` outputs give ``(c, n)``.
     """
     if isinstance(sol, GatedSolution):
         if gates is None:
             raise ValueError("a gated solution predicts on new data through its gates: pass gates=(p, d)")
         return gated_forward(GatedNetwork(gates=jnp.asarray(gates, X.dtype), W=sol.W), X) + sol.intercept
-    return jnp.sum(jax.nn.relu(X @ sol.U.T), axis=1) - jnp.sum(jax.nn.relu(X @ sol.V.T), axis=1) + sol.intercept
+    return jnp.sum(jax.nn.relu(sol.U @ X.T), axis=-2) - jnp.sum(jax.nn.relu(sol.V @ X.T), axis=-2) + sol.intercept
 
 
 def score(f, y, metric: str) -> float:
-    """Accuracy of ``sign(f)`` against labels ±1 (``metric="accuracy"``) or R² (``"r2"``)."""
+    """Accuracy of ``sign(f)`` against labels ±1 (``metric="accuracy"``), of the largest of ``c``
+    outputs ``f (c, n)`` against one-hot ``y (c, n)``, or R² (``"r2"``)."""
     f, y = np.asarray(f, np.float64), np.asarray(y, np.float64)
+    if metric == "accuracy" and f.ndim == 2:
+        return float(np.mean(np.argmax(f, axis=0) == np.argmax(y, axis=0)))
     if metric == "accuracy":
         return float(np.mean(np.where(f >= 0, 1.0, -1.0) == y))
     ss = float(np.sum((y - y.mean()) ** 2))
@@ -263,13 +273,17 @@ def _validation_data(X_val, y_val, model, gates, d, loss, dtype):
     X_val = check_X(X_val, name="X_val").astype(dtype)
     if X_val.shape[1] != d:
         raise ValueError(f"X_val has {X_val.shape[1]} features, X has {d}")
-    y_val = (check_targets if loss == "squared" else check_y)(y_val, X_val.shape[0], name="y_val", dtype=dtype)
+    y_val = _check_targets(y_val, X_val.shape[0], loss, "y_val", dtype)
     if model == "gated" and gates is None:
         raise ValueError("model='gated' predicts on X_val through its gates: pass gates=(p, d)")
     return X_val, y_val
 
 
 def _path_metric(metric, y, loss):
+    if loss == "softmax" and metric == "r2":
+        raise ValueError("the softmax loss is scored by accuracy (metric='auto' or 'accuracy'), not r2")
+    if metric == "auto" and loss == "softmax":
+        return "accuracy"
     if metric == "auto":
         labels = bool(np.all(np.isin(np.asarray(y), (-1.0, 1.0))))
         return "accuracy" if loss == "logistic" or labels else "r2"
@@ -295,7 +309,7 @@ def regularization_path(
     betas=None,
     num: int = 20,
     min_ratio: float = 1e-3,
-    loss: Literal["squared", "logistic"] = "squared",
+    loss: Literal["squared", "logistic", "softmax"] = "squared",
     model: Literal["relu", "gated"] = "relu",
     X_val=None,
     y_val=None,
@@ -311,12 +325,14 @@ def regularization_path(
     The default grid is ``num`` points from :func:`beta_max` down to ``min_ratio · β_max``,
     geometrically spaced. Every ``β ≥ β_max`` gets the zero solution, certified optimal (status
     optimal) without a solve; each other β is solved from the previous solution
-    (``init=``: ADMM for the ReLU program, R-FISTA for the gated one; ``warm_start=False`` solves
-    each from scratch, the interior point for the squared-loss ReLU program).
+    (``init=``: ADMM for the ReLU program, the matrix-free solver for its softmax loss, R-FISTA for
+    the gated one; ``warm_start=False`` solves each from scratch, the interior point for the ReLU
+    program with one output).
 
     Args:
         X, y, D: the data and patterns. betas: an explicit grid (solved largest first).
-        num, min_ratio: the default grid. loss: ``"squared"`` or ``"logistic"``.
+        num, min_ratio: the default grid. loss: ``"squared"``, ``"logistic"`` or ``"softmax"``
+            (one-hot ``y (n, c)``, an output per class; scored by the accuracy of the largest output).
         model: ``"relu"`` (:func:`convexrelu.solve_regularized`) or ``"gated"`` (:func:`solve_gated`).
         X_val, y_val: validation data, scored with every solution (the gated model needs ``gates``,
             ``(p, d)``, the gates of ``D``). metric: ``"auto"``: accuracy for labels ±1 (or the
@@ -336,7 +352,10 @@ def regularization_path(
         >>> path = cr.regularization_path(X, y, D, num=20, loss="squared")
         >>> path.betas, path.active, path.train_score
     """
+    targets = y  # as the solvers take them (softmax: one-hot (n, c))
     X, y, D = _check_problem(X, y, D, loss, model)
+    if loss == "softmax" and intercept:
+        raise ValueError("intercept=True is available for the squared and logistic losses, not softmax")
     options = dict(solver_options or {})
     X_val, y_val = _validation_data(X_val, y_val, model, gates, X.shape[1], loss, X.dtype)
     metric = _path_metric(metric, y, loss)
@@ -345,6 +364,9 @@ def regularization_path(
         options["intercept"] = True
     if model == "gated":
         bmax, nu = float(gated_dual_norm(X, D, g)), None
+    elif loss == "softmax":  # each output's blocks: its own projections, the largest norm over all
+        norms, nu = jax.vmap(relu_zero_certificate, (None, None, 0))(X, D, g)
+        bmax = float(jnp.max(norms))
     else:
         norms, nu = relu_zero_certificate(X, D, g)
         bmax = float(jnp.max(norms))
@@ -357,7 +379,9 @@ def regularization_path(
         if b >= bmax and not intercept:
             zero = _gated_zero_solution(X, y, D, b, loss) if model == "gated" else _relu_zero_solution(X, y, D, b, loss, nu)
         t0 = time.perf_counter()
-        sol = jax.block_until_ready(_solve_at(model, X, y, D, float(b), loss, prev if warm_start else None, options, zero))
+        sol = jax.block_until_ready(
+            _solve_at(model, X, targets if loss == "softmax" else y, D, float(b), loss, prev if warm_start else None, options, zero)
+        )
         times.append(time.perf_counter() - t0)
         sols.append(sol)
         prev = sol

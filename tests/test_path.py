@@ -74,6 +74,30 @@ def test_path_group_norm_grows_as_beta_decreases(model):
     assert rec["model"] == model and len(rec["betas"]) == 8
 
 
+@pytest.mark.parametrize("model", ["relu", "gated"])
+def test_softmax_path(model):
+    """c = 3 classes, softmax loss: the zero network at β_max (value n log c), the optimum falls and
+    the group norm grows as β decreases, warm-started points equal cold solves."""
+    X, _, D, G = _problem(n=30, num=6, seed=5)
+    labels = np.asarray(jnp.argmax(X @ jax.random.normal(jax.random.key(7), (3, 3)), axis=1))
+    Y = np.eye(3)[labels]
+    path = cr.regularization_path(
+        X[:24], Y[:24], D[:, :24], num=4, min_ratio=0.1, loss="softmax", model=model, X_val=X[24:], y_val=Y[24:], gates=G,
+    )
+    assert all(s == "optimal" for s in path.status), path.status
+    assert path.beta_max == pytest.approx(float(cr.beta_max(X[:24], Y[:24], D[:, :24], loss="softmax", model=model)))
+    assert path.objective[0] == pytest.approx(24 * np.log(3)) and path.group_norm[0] == 0
+    assert np.all(np.diff(path.objective) < 0) and np.all(np.diff(path.group_norm) > 0)
+    assert path.metric == "accuracy" and path.train_score[-1] > path.train_score[0] and path.val_score.shape == (4,)
+    solve = cr.solve_gated if model == "gated" else cr.solve_regularized
+    cold = solve(X[:24], Y[:24], D[:, :24], beta=float(path.betas[-1]), loss="softmax")
+    assert float(cold.value) == pytest.approx(path.objective[-1], rel=3e-6)
+    with pytest.raises(ValueError, match="not softmax"):
+        cr.regularization_path(X, Y, D, loss="softmax", model=model, intercept=True)
+    with pytest.raises(ValueError, match="accuracy"):
+        cr.regularization_path(X, Y, D, loss="softmax", model=model, metric="r2")
+
+
 def test_path_regression_r2_and_bad_input():
     X, _, D, G = _problem(seed=4)
     t = jnp.sin(2.0 * X[:, 0]) + X[:, 1]
