@@ -54,7 +54,15 @@ from ._programs import (
     optimality,
 )
 from ._solution import RESULTS, RUNNING, ConvexSolution, stack_outputs, status_name
-from ._validation import check_outputs, check_patterns, check_targets, check_X, check_y, is_concrete
+from ._validation import (
+    SOFTMAX_INTERCEPT,
+    check_outputs,
+    check_patterns,
+    check_targets,
+    check_X,
+    check_y,
+    is_concrete,
+)
 
 
 MAX_ITERS = 20_000
@@ -483,10 +491,7 @@ def _gated_with_intercept(X, y, D, beta, loss, W0, *, tol, max_iters, throw, che
     trial ``b`` one R-FISTA solve with ``b`` a fixed offset of the fit. ``c`` squared-loss outputs
     separate, one intercept each, then one joint certificate."""
     if loss == "softmax":
-        raise ValueError(
-            "intercept=True is available for the squared and logistic losses; for the softmax loss append a "
-            "constant feature to X instead"
-        )
+        raise ValueError(SOFTMAX_INTERCEPT)
     require_concrete(X, y, beta)
 
     def one(target, start):

@@ -222,7 +222,7 @@ def _cone_sums(pr: Problem, Z, nu, delta):
 def smooth_value(pr: Problem, Z, nu, delta):
     """The smooth part of ``L_δ`` at ``z``: ``ℓ(A z) + (‖(ν - δ G z)_+‖² - ‖ν‖²) / (2δ)`` (one forward pass)."""
     f, pen = _each_output(lambda Zk, nuk: _penalty_pass(pr, Zk, nuk, delta), Z, nu)
-    return _loss(f + pr.offset, pr.y, pr.loss) + jnp.sum(pen) / (2.0 * delta)
+    return convex_loss(f + pr.offset, pr.y, pr.loss) + jnp.sum(pen) / (2.0 * delta)
 
 
 def _penalty_pass(pr: Problem, Z, nu, delta):
@@ -239,9 +239,6 @@ def _penalty_pass(pr: Problem, Z, nu, delta):
         return f + jnp.sum(w[0] * Df * (P[0] - P[1]), axis=0), pen + jnp.sum(w * (pi * pi - nuc * nuc))
 
     return _over_chunks(p, c, body, (jnp.zeros((n,), dt), jnp.zeros((), dt)))
-
-
-_loss = convex_loss
 
 
 def multipliers(pr: Problem, Z, nu, delta):
@@ -284,7 +281,7 @@ def _dual(pr: Problem, r, Ga, back):
 
 
 def _primal(pr: Problem, f, norm, scale):
-    return _loss(scale * f + pr.offset, pr.y, pr.loss) + pr.beta * scale * norm
+    return convex_loss(scale * f + pr.offset, pr.y, pr.loss) + pr.beta * scale * norm
 
 
 def certify(pr: Problem, Z, ps: Pass, delta) -> Certificate:
@@ -359,7 +356,7 @@ def iteration(pr: Problem, progress, check_every: int, s: State) -> State:
     delta = jnp.where(grow, jnp.minimum(2.0 * s.delta, _DELTA_MAX), s.delta)
     last_outer = jnp.where(update, cert.outer, s.last_outer)
     grad = -(jnp.stack([ps.Ga, -ps.Ga], axis=1) + ps.back)
-    phi_z = _loss(ps.f + pr.offset, pr.y, pr.loss) + (ps.pp - ps.nn) / (2.0 * s.delta)
+    phi_z = convex_loss(ps.f + pr.offset, pr.y, pr.loss) + (ps.pp - ps.nn) / (2.0 * s.delta)
     W, step = _line_search(pr, s, grad, phi_z)
     restart = jnp.sum((W - s.W) * (s.Z - W)) > 0
     t_next = jnp.where(restart, 1.0, 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * s.t * s.t)))
@@ -491,7 +488,7 @@ def chunked_optimality(X, y, D, U, V, dual, cone_dual, *, program: str, beta, of
         return _over_chunks(p, c, body, (jnp.zeros((n,), dt), zero, zero, zero))
 
     f, viol, absmax, gmax = _each_output(one, jnp.stack([U, V], axis=1), r, cone_dual)
-    value = _loss(f + offset, y, loss) + beta * group_norm(U, V)
+    value = convex_loss(f + offset, y, loss) + beta * group_norm(U, V)
     dval = conjugate_bound(r, y, jnp.max(gmax) / beta, loss, offset)
     residual = jnp.max(viol) / jnp.maximum(1.0, jnp.max(absmax))
     return Optimality(value * k, dval * k, duality_gap(value, dval, 1.0 / k), residual)

@@ -34,7 +34,7 @@ from ._intercept import zero_intercept
 from ._programs import negative_loss_gradient, optimality
 from ._solution import RESULTS, ConvexSolution, status_name
 from ._solver import solve_regularized
-from ._validation import check_outputs, check_patterns, check_targets, check_X, check_y
+from ._validation import SOFTMAX_INTERCEPT, check_outputs, check_patterns, check_targets, check_X, check_y
 
 MODELS = ("relu", "gated")
 
@@ -115,7 +115,7 @@ def beta_max(
         D = check_patterns(D, X.shape[0])
         if loss == "softmax":
             if intercept:
-                raise ValueError("intercept=True is available for the squared and logistic losses, not softmax")
+                raise ValueError(SOFTMAX_INTERCEPT)
             G = _zero_gradient(Y, "softmax", False)  # Y - 1/c: the outputs are coupled only through the loss
             if model == "gated":
                 return gated_dual_norm(X, D, G)
@@ -355,7 +355,7 @@ def regularization_path(
     targets = y  # as the solvers take them (softmax: one-hot (n, c))
     X, y, D = _check_problem(X, y, D, loss, model)
     if loss == "softmax" and intercept:
-        raise ValueError("intercept=True is available for the squared and logistic losses, not softmax")
+        raise ValueError(SOFTMAX_INTERCEPT)
     options = dict(solver_options or {})
     X_val, y_val = _validation_data(X_val, y_val, model, gates, X.shape[1], loss, X.dtype)
     metric = _path_metric(metric, y, loss)

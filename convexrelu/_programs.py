@@ -70,7 +70,7 @@ def cone_values(
 ) -> Float[Array, "2 p n"]:
     """``S_j ⊙ X u_j`` (index 0) and ``S_j ⊙ X v_j`` (index 1), ``S = 2D - 1``: feasible iff ``≥ 0``."""
     S = 2.0 * _patterns_as_floats(D, X) - 1.0
-    return jnp.stack([S * (U @ X.T), S * (V @ X.T)])
+    return jnp.stack([S * (U @ X.T), S * (V @ X.T)], axis=-3)  # (c, 2, p, n) for c outputs, as ν
 
 
 def group_norm(U: Float[Array, "p d"], V: Float[Array, "p d"]) -> Float[Array, ""]:
@@ -228,7 +228,7 @@ def regularized_primal_objective(
     V: Float[Array, "p d"],
     *,
     beta,
-    loss: Literal["squared", "logistic"] = "squared",
+    loss: Literal["squared", "logistic", "softmax"] = "squared",
     offset=0.0,
 ) -> Float[Array, ""]:
     """``ℓ(f + o, y) + β Σ_j ‖u_j‖ + ‖v_j‖`` with ``ℓ = ½Σ(f - y)²`` or ``Σ log(1 + e^{-y f})``,
@@ -297,6 +297,7 @@ def conjugate_bound(r: Float[Array, "*c n"], y: Float[Array, "*c n"], c: Float[A
         q = jnp.clip(y * r, 0.0, 1.0)
         return -jnp.sum(xlogy(t * q, t * q) + xlogy(1.0 - t * q, 1.0 - t * q)) - t * jnp.sum(offset * y * q)
     if loss == "softmax":  # -ℓ*(-r) = Σ_i H(y_{·i} - r_{·i}) on the simplex; y - t r stays in it for t ≤ 1
+        r = loss_domain(r, y, loss)
         q = y - t * r
         return -jnp.sum(xlogy(q, q)) - t * jnp.sum(offset * r)
     raise ValueError(f"loss must be 'squared', 'logistic' or 'softmax', got {loss!r}")

@@ -36,7 +36,17 @@ from ._memory import check_memory, fits_in_memory
 from ._scaling import ScaledProblem, SolverResult, scale_problem
 from ._solution import RESULTS, ConvexSolution, stack_outputs, status_name
 from ._threads import one_blas_thread
-from ._validation import check_outputs, check_patterns, check_scalar, check_targets, check_X, check_Xy, check_y, is_concrete
+from ._validation import (
+    SOFTMAX_INTERCEPT,
+    check_outputs,
+    check_patterns,
+    check_scalar,
+    check_targets,
+    check_X,
+    check_Xy,
+    check_y,
+    is_concrete,
+)
 
 METHODS = ("auto", "ipm", "admm", "matrix-free")
 
@@ -261,11 +271,11 @@ def _run(X, y, D, beta, program, *, tol, max_iters, throw, init, check_every, in
     solution's value and certificate are those of the program with it."""
     n, d = X.shape
     outputs = y.shape[:1] if program == "regularized-softmax" else ()  # c outputs: (c, n) targets
-    c = int(np.prod(outputs))
+    n_out = int(np.prod(outputs))
     method = _pick_method(method, program, init, (n, d, D.shape[0]), jnp.dtype(X.dtype).itemsize)
     tol_, ipm_iters, admm_iters, check_every = _check_options(tol, max_iters, check_every, X.dtype, method)
     init_arrs = _check_init(init, program, D.shape[0], d, n, X.dtype, outputs)
-    check_memory(method, n, d, c * D.shape[0], jnp.dtype(X.dtype).itemsize)  # before any work; c outputs: c × the blocks
+    check_memory(method, n, d, n_out * D.shape[0], jnp.dtype(X.dtype).itemsize)  # before any work; c outputs: c × the blocks
     itol = FARKAS_TOL if infeasible_tol is None else float(infeasible_tol)
     dt = X.dtype
     beta, offset = jnp.asarray(beta, dt), jnp.asarray(offset, dt)
@@ -277,7 +287,7 @@ def _run(X, y, D, beta, program, *, tol, max_iters, throw, init, check_every, in
         else:
             res = _solve(
                 X, y, D, beta, offset, init_arrs, *args, program=program, method=method, check_every=check_every,
-                progress=progress, chunk=chunk_size(D.shape[0], n, jnp.dtype(dt).itemsize, c),
+                progress=progress, chunk=chunk_size(D.shape[0], n, jnp.dtype(dt).itemsize, n_out),
             )
         if limit and is_concrete(res.status):  # JAX dispatches asynchronously: finish inside the limit
             jax.block_until_ready(res.status)
@@ -457,10 +467,7 @@ def _softmax(X, Y, D, beta, *, intercept, **options) -> ConvexSolution:
     matrix-free solver (:mod:`convexrelu._matrix_free`, the one method that takes them). No
     implicit derivatives yet: differentiating raises."""
     if intercept:
-        raise ValueError(
-            "intercept=True is available for the squared and logistic losses; for the softmax loss append a "
-            "constant feature to X instead"
-        )
+        raise ValueError(SOFTMAX_INTERCEPT)
     sg = jax.lax.stop_gradient
     sol = _run(sg(X), sg(Y), D, sg(beta), "regularized-softmax", infeasible_tol=None, **options)
     return eqx.tree_at(lambda t: t.value, sol, refuse_derivatives(sol.value, X, Y, jnp.asarray(beta, X.dtype)))

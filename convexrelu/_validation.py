@@ -30,6 +30,13 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+SOFTMAX_INTERCEPT = (
+    "intercept=True is available for the squared and logistic losses; for the softmax loss append a constant "
+    "feature to X instead"
+)
+"""The refusal of an intercept with the softmax loss (every program and entry point)."""
+
+
 def is_concrete(*arrays) -> bool:
     """True when none of ``arrays`` is a JAX tracer (so their values can be inspected)."""
     return not any(isinstance(a, jax.core.Tracer) for a in arrays)
@@ -163,10 +170,13 @@ def check_outputs(Y, n: int, loss: str, *, name: str = "y", dtype=None):
     if loss == "softmax":
         if Y.shape[1] < 2:
             raise ValueError(f"the softmax loss needs c ≥ 2 classes (one-hot columns), got {Y.shape[1]}")
+        message = f"{name} must be one-hot for the softmax loss: 0/1 entries, a single 1 per row"
         if is_concrete(Y):
             A = np.asarray(Y)
             if not (np.all((A == 0) | (A == 1)) and np.all(A.sum(axis=1) == 1)):
-                raise ValueError(f"{name} must be one-hot for the softmax loss: 0/1 entries, a single 1 per row")
+                raise ValueError(message)
+        else:
+            Y = eqx.error_if(Y, ~(jnp.all((Y == 0) | (Y == 1)) & jnp.all(jnp.sum(Y, axis=1) == 1)), message)
     elif loss != "squared":
         raise ValueError(f"targets of shape (n, c) need the squared or softmax loss, got loss={loss!r}")
     Y = Y.T

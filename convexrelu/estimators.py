@@ -148,7 +148,7 @@ def _relu_networks(sol):
     """ψ's network of a ReLU program's solution (also of one that stopped short, which ``fit``
     warned about); a list of one network per output for ``c`` softmax outputs (blocks
     ``(c, p, d)``: each output its own neurons)."""
-    if sol.U.ndim == 2:  # a solve that did not finish was warned about: its blocks are still the fit's
+    if sol.U.ndim == 2:  # allow_inexact: fit warned about an unfinished solve; its blocks still give its fit
         return to_network(sol, allow_inexact=True)
     outputs = [eqx.tree_at(lambda t: (t.U, t.V), sol, (sol.U[k], sol.V[k])) for k in range(sol.U.shape[0])]
     return [to_network(s, allow_inexact=True) for s in outputs]

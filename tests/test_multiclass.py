@@ -72,6 +72,9 @@ def test_relu_softmax_equals_its_cvxpy_formulation(data):
     np.testing.assert_allclose(sol.dual, Y.T - jax.nn.softmax(F_ours, axis=0), atol=1e-12)
     bound = cr.regularized_dual_objective(X, jnp.asarray(Y.T), D, sol.dual, sol.cone_dual, beta=beta, loss="softmax")
     assert float(bound) <= ref * (1 + 1e-9) and float(sol.value) - float(bound) <= 1e-6 * ref
+    # the Lagrangian (ν paired with each output's cone values) is the value at the optimum
+    L = cr.lagrangian(X, jnp.asarray(Y.T), D, sol.U, sol.V, sol.dual, sol.cone_dual, program="regularized-softmax", beta=beta)
+    assert abs(float(L) - float(sol.value)) <= 1e-5 * float(sol.value)
     viol = cr.constraint_violation(X, jnp.asarray(Y.T), D, sol.U, sol.V, program="regularized-softmax")
     assert float(sol.residual) <= 1e-6 and float(viol) == pytest.approx(float(sol.residual), abs=1e-12)
 
@@ -154,6 +157,8 @@ def test_multiclass_bad_input(data):
         cr.solve_regularized(X, Y, D, beta=0.5, loss="softmax", intercept=True)
     with pytest.raises(ValueError, match="one-hot"):
         cr.solve_regularized(X, 2.0 * Y, D, beta=0.5, loss="softmax")
+    with pytest.raises(Exception, match="one-hot"):  # traced targets: checked with the compiled program
+        jax.jit(lambda Y: cr.solve_regularized(X, Y, D, beta=0.5, loss="softmax", max_iters=5, throw=False).value)(2.0 * Y)
     with pytest.raises(ValueError, match=r"shape \(24, c\)"):
         cr.solve_gated(X, Y[:5], D, beta=0.5, loss="softmax")
     with pytest.raises(NotImplementedError, match="c outputs"):
