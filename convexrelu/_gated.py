@@ -56,6 +56,7 @@ from ._programs import (
 from ._solution import RESULTS, RUNNING, ConvexSolution, stack_outputs, status_name
 from ._validation import (
     SOFTMAX_INTERCEPT,
+    check_beta,
     check_outputs,
     check_patterns,
     check_targets,
@@ -345,13 +346,8 @@ def _solve_gated(X, y, D, beta, W0, tol, max_iters, offset, *, loss: str, check_
 # ----------------------------------------------------------------------------------------------
 
 
-def _check_gated_options(beta, tol, max_iters, check_every, init, p, d, dtype, outputs=()):
+def _check_gated_options(tol, max_iters, check_every, init, p, d, dtype, outputs=()):
     """``(tol, max_iters, check_every, W0)`` with the defaults; raises on bad values."""
-    b = jnp.asarray(beta)
-    if b.ndim != 0:
-        raise ValueError(f"beta must be a scalar (vmap over a batch of β), got shape {b.shape}")
-    if is_concrete(b) and not (np.isfinite(float(b)) and float(b) > 0):
-        raise ValueError(f"beta must be a finite positive number, got {float(b)!r}")
     if tol is None:
         tol = 1e-6 if jnp.finfo(dtype).bits >= 64 else 1e-4
     if not isinstance(tol, (int, float)) or not (0 < float(tol) < 1):
@@ -458,9 +454,8 @@ def solve_gated(
         y = (check_targets if loss == "squared" else check_y)(y, n, dtype=X.dtype)
     D = check_patterns(D, n)
     outputs = y.shape[:1] if multi else ()
-    tol, max_iters, check_every, W0 = _check_gated_options(
-        beta, tol, max_iters, check_every, init, D.shape[0], d, X.dtype, outputs
-    )
+    beta = check_beta(beta)
+    tol, max_iters, check_every, W0 = _check_gated_options(tol, max_iters, check_every, init, D.shape[0], d, X.dtype, outputs)
     if intercept:
         return _gated_with_intercept(X, y, D, beta, loss, W0, tol=tol, max_iters=max_iters, throw=throw, check_every=check_every)
     dt = X.dtype

@@ -64,10 +64,13 @@ def _block_projection(X, pattern, h):
 
 @jax.jit
 def relu_zero_certificate(
-    X: Float[Array, "n d"], D: Bool[Array, "p n"], g: Float[Array, " n"]
-) -> tuple[Float[Array, "2 p"], Float[Array, "2 p n"]]:
+    X: Float[Array, "n d"], D: Bool[Array, "p n"], g: Float[Array, "*c n"]
+) -> tuple[Float[Array, "*c 2 p"], Float[Array, "*c 2 p n"]]:
     """``‖Π_{K_j}(±Xᵀ(D_j ⊙ g))‖`` (index 0: ``+``, 1: ``-``) and the cone multipliers ``ν`` that
-    attain them: with ``(g, ν)`` the ReLU program's dual blocks have exactly these norms."""
+    attain them: with ``(g, ν)`` the ReLU program's dual blocks have exactly these norms. With ``c``
+    outputs (``g (c, n)``) each output's, on a leading axis."""
+    if g.ndim == 2:
+        return jax.vmap(relu_zero_certificate, (None, None, 0))(X, D, g)
     H = (D.astype(X.dtype) * g) @ X
     proj = jax.vmap(_block_projection, in_axes=(None, 0, 0))
     n0, e0 = proj(X, D, H)
@@ -119,7 +122,7 @@ def beta_max(
             G = _zero_gradient(Y, "softmax", False)  # Y - 1/c: the outputs are coupled only through the loss
             if model == "gated":
                 return gated_dual_norm(X, D, G)
-            return jnp.max(jnp.stack([jnp.max(relu_zero_certificate(X, D, G[k])[0]) for k in range(G.shape[0])]))
+            return jnp.max(relu_zero_certificate(X, D, G)[0])
         return jnp.max(jnp.stack([beta_max(X, Y[k], D, loss=loss, model=model, intercept=intercept) for k in range(Y.shape[0])]))
     X, y, D = _check_problem(X, y, D, loss, model)
     g = _zero_gradient(y, loss, intercept)
@@ -364,10 +367,7 @@ def regularization_path(
         options["intercept"] = True
     if model == "gated":
         bmax, nu = float(gated_dual_norm(X, D, g)), None
-    elif loss == "softmax":  # each output's blocks: its own projections, the largest norm over all
-        norms, nu = jax.vmap(relu_zero_certificate, (None, None, 0))(X, D, g)
-        bmax = float(jnp.max(norms))
-    else:
+    else:  # c softmax outputs: each output's projections, the largest norm over all
         norms, nu = relu_zero_certificate(X, D, g)
         bmax = float(jnp.max(norms))
     if betas is None and not bmax > 0:

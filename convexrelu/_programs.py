@@ -401,6 +401,10 @@ def optimality(
     max-margin program, so data multiplied by 1e±300 (and ``β`` with them) get the certificate
     they get at scale 1. Only a value beyond float range is reported as ``inf``.
 
+    ``program="regularized-softmax"``: ``c`` outputs on the leading axis, as the solution stores them:
+    one-hot ``y (c, n)`` (the transpose of what :func:`convexrelu.solve_regularized` takes),
+    ``U, V (c, p, d)``, ``dual (c, n)``, ``cone_dual (c, 2, p, n)``.
+
     ``offset``: a fixed offset ``o`` of the fit, an intercept held fixed (:mod:`convexrelu._intercept`):
     the loss ``ℓ(f + o, y)`` (for the squared loss the target ``y - o``), or the margins
     ``y ⊙ (f + o) ≥ 1``.

@@ -38,6 +38,7 @@ from ._solution import RESULTS, ConvexSolution, stack_outputs, status_name
 from ._threads import one_blas_thread
 from ._validation import (
     SOFTMAX_INTERCEPT,
+    check_beta,
     check_outputs,
     check_patterns,
     check_scalar,
@@ -566,11 +567,7 @@ def solve_regularized(
     else:
         y = check_y(y, X.shape[0], dtype=X.dtype)
     D = check_patterns(D, X.shape[0])
-    b = jnp.asarray(beta)
-    if b.ndim != 0:
-        raise ValueError(f"beta must be a scalar (vmap over a batch of β), got shape {b.shape}")
-    if is_concrete(b) and not (np.isfinite(float(b)) and float(b) > 0):
-        raise ValueError(f"beta must be a finite positive number, got {float(b)!r}")
+    beta = check_beta(beta)
     if loss == "softmax":
         return _softmax(X, y, D, beta, tol=tol, max_iters=max_iters, throw=throw, init=init, check_every=check_every,
                         method=method, progress=progress, intercept=intercept)

@@ -37,6 +37,20 @@ SOFTMAX_INTERCEPT = (
 """The refusal of an intercept with the softmax loss (every program and entry point)."""
 
 
+def check_beta(beta):
+    """The regularization ``β``: a finite positive scalar. Concrete: ``ValueError`` otherwise; traced
+    (``vmap`` over a grid of β, ``jit``): returned checked by ``eqx.error_if``, so a negative β
+    under ``jit`` is an error, not an "optimal" zero network of an unbounded program."""
+    b = jnp.asarray(beta)
+    if b.ndim != 0:
+        raise ValueError(f"beta must be a scalar (vmap over a batch of β), got shape {b.shape}")
+    if is_concrete(b):
+        if not (np.isfinite(float(b)) and float(b) > 0):
+            raise ValueError(f"beta must be a finite positive number, got {float(b)!r}")
+        return beta
+    return eqx.error_if(b, ~(jnp.isfinite(b) & (b > 0)), "beta must be a finite positive number")
+
+
 def is_concrete(*arrays) -> bool:
     """True when none of ``arrays`` is a JAX tracer (so their values can be inspected)."""
     return not any(isinstance(a, jax.core.Tracer) for a in arrays)

@@ -213,6 +213,14 @@ def test_labels_01_in_a_jitted_solve_name_the_cause(prob):
         jax.block_until_ready(eqx.filter_jit(lambda t: cr.solve_max_margin(X, t, D).value)(y01))
 
 
+@pytest.mark.parametrize("solve", [cr.solve_regularized, cr.solve_gated])
+def test_traced_negative_beta_is_refused_by_name(prob, solve):
+    """Under jit a negative β (an unbounded program) is an error, not an 'optimal' zero network."""
+    X, y, D = prob
+    with pytest.raises(eqx.EquinoxRuntimeError, match="beta must be a finite positive"):
+        jax.block_until_ready(eqx.filter_jit(lambda b: solve(X, y, D, beta=b, loss="logistic", throw=False).value)(jnp.asarray(-1.0)))
+
+
 def test_traced_negative_lr_is_refused_by_name(prob, net):
     X, y, _ = prob
     with pytest.raises(eqx.EquinoxRuntimeError, match="lr must be"):
