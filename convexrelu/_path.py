@@ -34,7 +34,7 @@ from ._intercept import zero_intercept
 from ._programs import negative_loss_gradient, optimality
 from ._solution import RESULTS, ConvexSolution, status_name
 from ._solver import solve_regularized
-from ._validation import SOFTMAX_INTERCEPT, check_outputs, check_patterns, check_targets, check_X, check_y
+from ._validation import SOFTMAX_INTERCEPT, check_loss_targets, check_outputs, check_patterns, check_X
 
 MODELS = ("relu", "gated")
 
@@ -46,13 +46,7 @@ def _check_problem(X, y, D, loss, model):
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
     X = check_X(X)
-    return X, _check_targets(y, X.shape[0], loss, "y", X.dtype), check_patterns(D, X.shape[0])
-
-
-def _check_targets(y, n, loss, name, dtype):
-    if loss == "softmax":
-        return check_outputs(y, n, loss, name=name, dtype=dtype)
-    return (check_targets if loss == "squared" else check_y)(y, n, name=name, dtype=dtype)
+    return X, check_loss_targets(y, X.shape[0], loss, dtype=X.dtype), check_patterns(D, X.shape[0])
 
 
 def _block_projection(X, pattern, h):
@@ -276,7 +270,7 @@ def _validation_data(X_val, y_val, model, gates, d, loss, dtype):
     X_val = check_X(X_val, name="X_val").astype(dtype)
     if X_val.shape[1] != d:
         raise ValueError(f"X_val has {X_val.shape[1]} features, X has {d}")
-    y_val = _check_targets(y_val, X_val.shape[0], loss, "y_val", dtype)
+    y_val = check_loss_targets(y_val, X_val.shape[0], loss, name="y_val", dtype=dtype)
     if model == "gated" and gates is None:
         raise ValueError("model='gated' predicts on X_val through its gates: pass gates=(p, d)")
     return X_val, y_val
@@ -355,7 +349,6 @@ def regularization_path(
         >>> path = cr.regularization_path(X, y, D, num=20, loss="squared")
         >>> path.betas, path.active, path.train_score
     """
-    targets = y  # as the solvers take them (softmax: one-hot (n, c))
     X, y, D = _check_problem(X, y, D, loss, model)
     if loss == "softmax" and intercept:
         raise ValueError(SOFTMAX_INTERCEPT)
@@ -380,7 +373,7 @@ def regularization_path(
             zero = _gated_zero_solution(X, y, D, b, loss) if model == "gated" else _relu_zero_solution(X, y, D, b, loss, nu)
         t0 = time.perf_counter()
         sol = jax.block_until_ready(
-            _solve_at(model, X, targets if loss == "softmax" else y, D, float(b), loss, prev if warm_start else None, options, zero)
+            _solve_at(model, X, y.T if loss == "softmax" else y, D, float(b), loss, prev if warm_start else None, options, zero)
         )
         times.append(time.perf_counter() - t0)
         sols.append(sol)

@@ -39,13 +39,12 @@ from ._threads import one_blas_thread
 from ._validation import (
     SOFTMAX_INTERCEPT,
     check_beta,
+    check_loss_targets,
     check_outputs,
     check_patterns,
     check_scalar,
-    check_targets,
     check_X,
     check_Xy,
-    check_y,
     is_concrete,
 )
 
@@ -560,12 +559,7 @@ def solve_regularized(
             X, check_outputs(y, X.shape[0], loss, dtype=X.dtype), D, beta=beta, tol=tol, max_iters=max_iters,
             throw=throw, init=init, check_every=check_every, method=method, progress=progress, intercept=intercept,
         )
-    if loss == "softmax":
-        y = check_outputs(y, X.shape[0], loss, dtype=X.dtype)  # (c, n): the outputs on the leading axis
-    elif loss == "squared":
-        y = check_targets(y, X.shape[0], dtype=X.dtype)
-    else:
-        y = check_y(y, X.shape[0], dtype=X.dtype)
+    y = check_loss_targets(y, X.shape[0], loss, dtype=X.dtype)  # softmax: (c, n), the outputs on the leading axis
     D = check_patterns(D, X.shape[0])
     beta = check_beta(beta)
     if loss == "softmax":

@@ -197,6 +197,15 @@ def check_outputs(Y, n: int, loss: str, *, name: str = "y", dtype=None):
     return Y if dtype is None else Y.astype(dtype)
 
 
+def check_loss_targets(y, n: int, loss: str, *, name: str = "y", dtype=None):
+    """The targets of one regularized program by its loss: one-hot ``(n, c)`` returned as ``(c, n)``
+    (softmax, :func:`check_outputs`), real ``(n,)`` (squared, :func:`check_targets`) or labels ±1
+    (logistic, :func:`check_y`)."""
+    if loss == "softmax":
+        return check_outputs(y, n, loss, name=name, dtype=dtype)
+    return (check_targets if loss == "squared" else check_y)(y, n, name=name, dtype=dtype)
+
+
 def check_patterns(D, n: int, *, name: str = "patterns"):
     """Activation patterns: a boolean (or 0/1 valued real) ``(p, n)`` array."""
     D = jnp.asarray(D)

@@ -47,8 +47,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from ._gated import GatedNetwork, gated_forward, solve_gated
+from ._gated import GatedNetwork, solve_gated
 from ._maps import to_network
+from ._path import predict
 from ._patterns import sample_patterns
 from ._solver import solve_regularized
 
@@ -133,13 +134,8 @@ class _ConvexNetwork(BaseEstimator):
         X = _validate_data(self, X, reset=False)
         Xa = self._design(X)
         cols = []
-        for s in self.solutions_:
-            if self.model == "gated":
-                f = gated_forward(GatedNetwork(gates=self.gates_, W=s.W.astype(Xa.dtype)), Xa)
-            else:
-                U, V = s.U.astype(Xa.dtype), s.V.astype(Xa.dtype)  # (p, d), or (c, p, d) for c softmax outputs
-                f = jnp.sum(jax.nn.relu(U @ Xa.T), axis=-2) - jnp.sum(jax.nn.relu(V @ Xa.T), axis=-2)
-            f = np.asarray(f + s.intercept, np.float64)
+        for s in self.solutions_:  # ψ's (or the gated) network plus the intercept; (c, n) for c outputs
+            f = np.asarray(predict(s, Xa, gates=self.gates_), np.float64)
             cols.extend(f if f.ndim == 2 else [f])  # a softmax program's (c, n) fits: one column per class
         return np.stack(cols, axis=1)
 
